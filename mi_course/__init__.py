@@ -1,0 +1,13 @@
+"""mi-course: a Jupyter-native course and toolkit for mechanistic interpretability.
+
+Submodules are imported lazily so that ``import mi_course`` stays fast:
+
+- :mod:`mi_course.zoo`       the course's model zoo (``zoo.load("attn-only-2l")``)
+- :mod:`mi_course.data`      task data (repeated random tokens, ...)
+- :mod:`mi_course.methods`   reference implementations of MI methods, by paper
+- :mod:`mi_course.checking`  exercise checkers
+- :mod:`mi_course.viz`       ipywidgets visualizers
+- :mod:`mi_course.course`    nbgrader release/validate, slides
+"""
+
+__version__ = "0.1.0"

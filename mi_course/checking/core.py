@@ -1,0 +1,289 @@
+"""The exercise checker: runs a student's function and the reference on the same cases.
+
+On success it prints a one-line verdict. On failure it raises ``AssertionError`` whose
+message says which case failed, what was expected (type, shape, dtype), by how much the
+values differ and where, and, when the answer matches a known mistake, a hint for it.
+
+The comparison uses functions captured when this module is imported, so rebinding
+``torch.allclose`` or ``torch.testing`` in the notebook cannot change a verdict; rebinding
+them is also reported. (Grading does not rely on this alone: see ``mi_course.grading``.)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.testing
+
+# --- originals, captured at import --------------------------------------------------------
+_ORIGINALS: dict[str, Any] = {
+    "torch.allclose": torch.allclose,
+    "torch.isclose": torch.isclose,
+    "torch.equal": torch.equal,
+    "torch.testing.assert_close": torch.testing.assert_close,
+    "torch.Tensor.__sub__": torch.Tensor.__sub__,
+    "torch.Tensor.abs": torch.Tensor.abs,
+    "torch.Tensor.max": torch.Tensor.max,
+}
+_abs = torch.abs
+_sub = torch.sub
+_isfinite = torch.isfinite
+_isnan = torch.isnan
+_as_tensor = torch.as_tensor
+_nonzero = torch.nonzero
+_where = torch.where
+_float64 = torch.float64
+
+
+def _lookup(dotted: str) -> Any:
+    obj: Any = __import__(dotted.split(".")[0])
+    for part in dotted.split(".")[1:]:
+        obj = getattr(obj, part)
+    return obj
+
+
+def tampered_names() -> list[str]:
+    """Names of comparison functions that were rebound since the checker was imported."""
+    return [n for n, f in _ORIGINALS.items() if _lookup(n) is not f]
+
+
+# --- exercise description -----------------------------------------------------------------
+@dataclass
+class Case:
+    """One call of the function under test: keyword arguments and a readable name."""
+
+    name: str
+    kwargs: dict
+
+
+@dataclass
+class Mistake:
+    """A plausible wrong answer and the hint to give when a student's output matches it."""
+
+    name: str
+    fn: Callable
+    hint: str
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str
+    reference: Callable
+    cases: Callable[[int], list[Case]]  # seed -> cases
+    mistakes: list[Mistake] = field(default_factory=list)
+    hint: str = ""  # general hint when no known mistake matches
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    normalize: Callable[[Any], Any] | None = None  # e.g. FactoredMatrix -> dense
+
+
+class _Skip(Exception):
+    pass
+
+
+def _clone(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone()
+    return v
+
+
+def _describe_inputs(kwargs: dict) -> str:
+    parts = []
+    for k, v in kwargs.items():
+        if isinstance(v, torch.Tensor):
+            parts.append(f"{k}: {list(v.shape)} {str(v.dtype).replace('torch.', '')}")
+        elif isinstance(v, (int, float, str, bool)):
+            parts.append(f"{k}={v!r}")
+        else:
+            parts.append(f"{k}: {type(v).__name__}")
+    return ", ".join(parts)
+
+
+def _to_comparable(x: Any, normalize: Callable | None) -> Any:
+    if normalize is not None:
+        x = normalize(x)
+    if type(x).__name__ == "FactoredMatrix":
+        x = x.AB
+    return x
+
+
+def compare(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
+    """``None`` when ``got`` matches ``expected``; otherwise a message that says how it differs."""
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return f"expected a {type(expected).__name__} of {len(expected)} items, got {_kind(got)}"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            msg = compare(g, e, atol, rtol)
+            if msg:
+                return f"item {i}: {msg}"
+        return None
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            return f"expected a number, got {_kind(got)}"
+        diff = abs(float(got) - float(expected))
+        if diff != diff or diff > atol + rtol * abs(float(expected)):
+            return f"expected {expected:.6g}, got {float(got):.6g} (off by {diff:.3g})"
+        return None
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"expected a torch.Tensor of shape {list(expected.shape)}, got {_kind(got)}"
+        if tuple(got.shape) != tuple(expected.shape):
+            return (f"shape is {list(got.shape)}, expected {list(expected.shape)}"
+                    + _shape_hint(got.shape, expected.shape))
+        if expected.is_floating_point() and not got.is_floating_point():
+            return f"dtype is {got.dtype}, expected a floating-point tensor ({expected.dtype})"
+        g = got.detach().to("cpu", _float64)
+        e = expected.detach().to("cpu", _float64)
+        if bool(_isnan(g).any()) and not bool(_isnan(e).any()):
+            idx = tuple(int(i) for i in _nonzero(_isnan(g))[0])
+            return f"contains NaN (first at index {idx}); check for division by zero or -inf - -inf"
+        diff = _abs(_sub(g, e))
+        bad = diff > (atol + rtol * _abs(e))
+        bad = bad | (_isfinite(g) != _isfinite(e))
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            return None
+        idx = tuple(int(i) for i in _nonzero(bad)[0])
+        finite = diff[_isfinite(diff)]
+        max_diff = float(finite.max()) if finite.numel() else float("inf")
+        return (f"{n_bad} of {bad.numel()} entries differ; max |got - expected| = {max_diff:.3g}; "
+                f"first mismatch at index {idx}: got {float(g[idx]):.4g}, expected {float(e[idx]):.4g}")
+    if got != expected:
+        return f"expected {expected!r}, got {got!r}"
+    return None
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {list(x.shape)}"
+    if x is None:
+        return "None (did you forget to `return` the result?)"
+    return f"a {type(x).__name__}"
+
+
+def _shape_hint(got: torch.Size, expected: torch.Size) -> str:
+    if sorted(got) == sorted(expected):
+        return " (same sizes in a different order: check the order of the dimensions)"
+    if got.numel() == expected.numel():
+        return " (same number of entries: a reshape or a missing/extra dimension?)"
+    if len(got) == len(expected) + 1:
+        return " (one dimension too many: did you forget to average or sum over one?)"
+    if len(got) + 1 == len(expected):
+        return " (one dimension missing: did you average over one too many?)"
+    return ""
+
+
+def _run(fn: Callable, case: Case) -> Any:
+    kwargs = {k: _clone(v) for k, v in case.kwargs.items()}
+    return fn(**kwargs)
+
+
+def _matches(got: Any, wrong: Any, ex: Exercise) -> bool:
+    try:
+        return compare(got, wrong, ex.atol, ex.rtol) is None
+    except Exception:
+        return False
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    message: str
+    n_cases: int = 0
+
+
+def evaluate(ex: Exercise, fn: Callable, seed: int | None = None) -> Verdict:
+    """Run ``fn`` on the exercise's cases; return a :class:`Verdict` (never raises)."""
+    tampered = tampered_names()
+    if tampered:
+        return Verdict(False, f"{', '.join(tampered)} was replaced in this kernel, so results cannot be "
+                              "trusted. Restart the kernel (Kernel > Restart) and run the notebook again.")
+    if not callable(fn):
+        return Verdict(False, f"expected a function, got {type(fn).__name__}. Pass the function itself, "
+                              "without calling it (no parentheses).")
+    seeds = [0] if seed is None else [seed]
+    if seed is None:
+        seeds.append(random.SystemRandom().randrange(1, 2**31))
+    cases = [c for s in seeds for c in ex.cases(s)]
+    for case in cases:
+        try:
+            got = _run(fn, case)
+        except NotImplementedError:
+            return Verdict(False, "not implemented yet: replace `raise NotImplementedError()` with your code.")
+        except Exception as err:  # student code may raise anything
+            return Verdict(False, f"case '{case.name}' ({_describe_inputs(case.kwargs)}): your function "
+                                  f"raised {type(err).__name__}: {err}")
+        expected = _run(ex.reference, case)
+        got_c = _to_comparable(got, ex.normalize)
+        exp_c = _to_comparable(expected, ex.normalize)
+        msg = compare(got_c, exp_c, ex.atol, ex.rtol)
+        if msg is None:
+            continue
+        hint = ""
+        for m in ex.mistakes:
+            try:
+                wrong = _to_comparable(_run(m.fn, case), ex.normalize)
+            except Exception:
+                continue
+            if _matches(got_c, wrong, ex):
+                hint = f"\nHint: {m.hint}"
+                break
+        if not hint and ex.hint:
+            hint = f"\nHint: {ex.hint}"
+        return Verdict(False, f"case '{case.name}' ({_describe_inputs(case.kwargs)}): {msg}{hint}", len(cases))
+    return Verdict(True, f"{ex.title}: all {len(cases)} cases pass.", len(cases))
+
+
+# --- recording for trusted grading ----------------------------------------------------------
+RECORD_ENV = "MI_COURSE_RECORD_DIR"
+
+
+def record_outputs(ex: Exercise, fn: Callable, seed: int) -> None:
+    """In grading mode, save ``fn``'s outputs on the fixed cases for the trusted grader.
+
+    The grader recomputes the reference outside the student's kernel and compares there,
+    so nothing the student's code does inside the kernel can forge the verdict.
+    """
+    out_dir = os.environ.get(RECORD_ENV)
+    if not out_dir:
+        return
+    results = []
+    for case in ex.cases(seed):
+        try:
+            got = _to_comparable(_run(fn, case), ex.normalize)
+            results.append(("ok", _serializable(got)))
+        except NotImplementedError:
+            results.append(("not_implemented", None))
+        except Exception as err:  # noqa: BLE001
+            results.append(("error", f"{type(err).__name__}: {str(err)[:300]}"))
+    os.makedirs(out_dir, exist_ok=True)
+    torch.save({"exercise": ex.id, "seed": seed, "results": results},
+               os.path.join(out_dir, f"{ex.id}.{seed}.pt"))
+
+
+def _serializable(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu").clone()
+    if isinstance(x, (tuple, list)):
+        return [_serializable(v) for v in x]
+    if isinstance(x, (int, float, str, bool)) or x is None:
+        return x
+    return repr(x)[:200]
+
+
+def check(ex: Exercise, fn: Callable, seed: int | None = None) -> None:
+    """Print a one-line verdict, or raise ``AssertionError`` with feedback."""
+    __tracebackhide__ = True  # noqa: F841  (pytest/IPython: hide this frame)
+    if seed is not None:
+        record_outputs(ex, fn, seed)
+    verdict = evaluate(ex, fn, seed)
+    if not verdict.passed:
+        raise AssertionError(f"{ex.title}: {verdict.message}")
+    print(f"\u2714 {verdict.message}")

@@ -1,0 +1,114 @@
+"""The ``mi-course`` command line: models, train, release, validate, slides, ...
+
+Each subcommand lives in a small function ``cmd_<name>(args) -> int``; ``COMMANDS`` maps
+names to (function, help, argument adder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from mi_course.errors import MiCourseError
+
+
+def cmd_models(args) -> int:
+    from mi_course import zoo
+    from mi_course.zoo.hub import HUB_ALIASES
+
+    for c in zoo.cards():
+        print(c.render())
+        print()
+    print("Hub models (need internet; offline stand-in in brackets):")
+    for alias, (hub_id, stand_in) in HUB_ALIASES.items():
+        print(f"  {alias:<18} -> {hub_id}  [{stand_in}]")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from mi_course.training import RECIPES
+
+    if args.name not in RECIPES:
+        print(f"No training recipe for '{args.name}'. Recipes: {', '.join(sorted(RECIPES))}", file=sys.stderr)
+        return 2
+    mod = importlib.import_module(RECIPES[args.name])
+    kwargs = {"seed": args.seed, "folder": Path(args.out) if args.out else None}
+    if args.steps:
+        kwargs["steps"] = args.steps
+    card = mod.train_and_save(**kwargs)
+    print(card.render())
+    return 0
+
+
+def _add_train(p):
+    p.add_argument("name", help="zoo model name, e.g. attn-only-2l")
+    p.add_argument("--steps", type=int, default=None, help="override the recipe's number of steps/epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder for checkpoint and card (default: the zoo's own)")
+
+
+def cmd_release(args) -> int:
+    from mi_course.course import nbgrader_tools
+
+    for week in nbgrader_tools.weeks(args.week):
+        nbgrader_tools.release(week)
+        print(f"released {week} -> notebooks/{week}/")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from mi_course.course import nbgrader_tools
+
+    problems = nbgrader_tools.validate(args.week, run=not args.no_run)
+    for p in problems:
+        print(f"FAIL {p}", file=sys.stderr)
+    if not problems:
+        print("OK: notebooks/ matches solutions/, solutions are clean" + ("" if args.no_run else " and pass their tests"))
+    return 1 if problems else 0
+
+
+def _add_week(p):
+    p.add_argument("week", nargs="?", default=None, help="week folder or number, e.g. 02 (default: all)")
+
+
+def _add_validate(p):
+    _add_week(p)
+    p.add_argument("--no-run", action="store_true", help="skip executing the solution notebooks")
+
+
+def cmd_slides(args) -> int:
+    from mi_course.course import nbgrader_tools, slides
+
+    for week in nbgrader_tools.weeks(args.week, folder="slides"):
+        out = slides.build(week)
+        print(f"built {out}")
+    return 0
+
+
+COMMANDS = {
+    "models": (cmd_models, "list the zoo's models with their cards", lambda p: None),
+    "train": (cmd_train, "train a zoo model from its recipe", _add_train),
+    "release": (cmd_release, "regenerate notebooks/ from solutions/ (nbgrader)", _add_week),
+    "validate": (cmd_validate, "check notebooks/ against solutions/ and run the solutions", _add_validate),
+    "slides": (cmd_slides, "build a week's slide deck into a self-contained HTML file", _add_week),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mi-course", description="mechanistic interpretability course toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_, add) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][0](args) or 0
+    except MiCourseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Task data for the course's models (synthetic sequences, prompts, corpora)."""

@@ -1,0 +1,9 @@
+"""Training recipes for the zoo models. Each recipe is seeded and runs on CPU.
+
+``mi-course train NAME`` runs a recipe and writes the checkpoint and card; a test runs a
+short smoke version of every recipe.
+"""
+
+RECIPES = {
+    "attn-only-2l": "mi_course.training.induction_recipe",
+}
