@@ -168,7 +168,7 @@ def train_tuned_lens(model, tokens: torch.Tensor, steps: int = 300, lr: float = 
             opt.zero_grad()
             kl.backward()
             opt.step()
-            losses.append(float(kl))
+            losses.append(float(kl.detach()))
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
