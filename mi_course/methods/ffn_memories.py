@@ -174,3 +174,14 @@ def prefix_text(model, tokens: torch.Tensor, batch: int, pos: int, context: int 
     """The last ``context`` tokens of a trigger prefix, as strings (for printing and the viewer)."""
     start = max(0, pos + 1 - context)
     return [model.tokenizer.decode([int(t)]) for t in tokens[batch, start : pos + 1]]
+
+
+def agreement_rate(value_logits: torch.Tensor, trigger_next: torch.Tensor) -> float:
+    """Share of neurons whose value's top token is the next token of at least one trigger.
+
+    value_logits: ``[d_mlp, d_vocab]`` (``W_out @ W_U`` of one layer); trigger_next:
+    ``[d_mlp, k]`` token ids (-1 = none). Geva et al. 2021's agreement, for one layer.
+    """
+    expect_shape("value_logits", value_logits, (None, None), "Expected [d_mlp, d_vocab].")
+    expect_shape("trigger_next", trigger_next, (value_logits.shape[0], None), "Expected [d_mlp, k].")
+    return float(value_key_agreement(value_logits.argmax(-1), trigger_next).float().mean())

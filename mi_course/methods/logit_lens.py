@@ -182,3 +182,13 @@ def load_tuned_lens(model) -> TunedLens:
     if not name:
         raise InputError("this model has no shipped tuned lens; train one with train_tuned_lens(model, tokens)")
     return TunedLens.load(card.folder / name, model.cfg.n_layers, model.cfg.d_model)
+
+
+def layer_norm_unembed(resid: torch.Tensor, w_ln: torch.Tensor, b_ln: torch.Tensor, W_U: torch.Tensor,
+                       b_U: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The logit lens from raw weights: LayerNorm (centre, scale to unit variance, ``* w_ln + b_ln``),
+    then ``@ W_U + b_U``. ``resid [..., d_model] -> logits [..., d_vocab]``."""
+    expect_shape("W_U", W_U, (resid.shape[-1], None), "Expected [d_model, d_vocab].")
+    x = resid - resid.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return (x * w_ln + b_ln) @ W_U + b_U

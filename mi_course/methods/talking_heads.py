@@ -176,3 +176,11 @@ def effective_rank(strengths: torch.Tensor, share: float = 0.9) -> int:
     s2 = strengths.double() ** 2
     c = s2.cumsum(0) / s2.sum()
     return int((c < share).sum()) + 1
+
+
+def project_out_span(x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Remove from ``x [..., d_model]`` its component in the span of ``directions [d_model, k]``
+    (any directions: they are orthonormalised first, by QR)."""
+    expect_shape("directions", directions, (x.shape[-1], None), "Expected [d_model, k].")
+    q, _ = torch.linalg.qr(directions)
+    return project_out(x, q)
