@@ -20,7 +20,7 @@ def test_patching_is_local_and_errors_are_clear(attn_model):
     corrupt[:, 1:11] = torch.randint(1, 128, (2, 10), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         corrupt_logits = attn_model(corrupt)
-    patched = toolkit.patch_resid_pre(attn_model, clean, corrupt, 0, 15)
+    patched = toolkit.patch_resid_pre(attn_model, clean, corrupt, 1, 15)
     # causal: positions before the patch are untouched; the patched position changes
     assert torch.allclose(patched[:, :15], corrupt_logits[:, :15], atol=1e-5)
     assert not torch.allclose(patched[:, 15], corrupt_logits[:, 15], atol=1e-3)

@@ -69,7 +69,8 @@ def _patch_cases(seed: int) -> list[Case]:
     model = _model()
     g = torch.Generator().manual_seed(seed)
     out = []
-    for layer, pos in [(1, 14), (0, int(torch.randint(9, 20, (1,), generator=g)))]:
+    # layer 0 reads embeddings: patch inside the corrupted first copy (positions 1..10) there
+    for layer, pos in [(1, 14), (0, int(torch.randint(1, 11, (1,), generator=g)))]:
         clean = repeated_random_tokens(2, 10, model.cfg.d_vocab, seed=seed)
         corrupt = clean.clone()
         corrupt[:, 1:11] = torch.randint(1, model.cfg.d_vocab, (2, 10), generator=g)  # a different first copy
