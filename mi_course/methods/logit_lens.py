@@ -181,7 +181,15 @@ def load_tuned_lens(model) -> TunedLens:
     name = (card.extra or {}).get("tuned_lens") if card else None
     if not name:
         raise InputError("this model has no shipped tuned lens; train one with train_tuned_lens(model, tokens)")
-    return TunedLens.load(card.folder / name, model.cfg.n_layers, model.cfg.d_model)
+    from mi_course.errors import CheckpointError
+    from mi_course.zoo.cards import sha256_of
+
+    path = card.folder / name
+    want = card.extra.get("tuned_lens_sha256")
+    if not path.exists() or (want and sha256_of(path) != want):
+        raise CheckpointError(f"the tuned lens {path} is missing or changed; restore it with git or retrain with "
+                              f"`{card.training.get('command')}`")
+    return TunedLens.load(path, model.cfg.n_layers, model.cfg.d_model)
 
 
 def layer_norm_unembed(resid: torch.Tensor, w_ln: torch.Tensor, b_ln: torch.Tensor, W_U: torch.Tensor,

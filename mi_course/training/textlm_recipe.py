@@ -100,8 +100,9 @@ def heldout_loss(model, batch: torch.Tensor, chunk: int = 16) -> float:
 
 
 @torch.no_grad()
-def measure(model, raw_tokenizer=None, with_baselines: bool = True) -> dict:
-    """The card's figures: held-out loss (vs unigram and bigram), induction, logit-lens agreement."""
+def measure(model, raw_tokenizer=None, with_baselines: bool = True, tuned_lens=None) -> dict:
+    """The card's figures: held-out loss (vs unigram and bigram), induction, logit-lens agreement,
+    and (given ``tuned_lens``) per-layer held-out loss of the logit and tuned lens."""
     from mi_course.data.induction import repeated_random_tokens
     from mi_course.methods.induction import head_scores, per_token_loss, repeated_half_losses
     from mi_course.methods.logit_lens import lens_agreement
@@ -139,11 +140,26 @@ def measure(model, raw_tokenizer=None, with_baselines: bool = True) -> dict:
     figs["logit_lens_first_layer_over_half"] = {
         "value": -1 if first_half is None else first_half,
         "description": "first block whose logit-lens top-1 matches the final top-1 at >= 50% of positions (-1: none)"}
+    if tuned_lens is not None:
+        from mi_course.methods.logit_lens import lens_report
+
+        rep = lens_report(model, batch[:32], tuned_lens)
+        for layer in range(model.cfg.n_layers):
+            for kind in ("logit", "tuned"):
+                figs[f"{kind}_lens_loss_L{layer}"] = {
+                    "value": round(float(rep[f"{kind}_loss"][layer]), 4),
+                    "description": f"held-out nats/token of the {kind} lens after block {layer}"}
     return figs
 
 
-def _eval_batch(train_tokens: torch.Tensor) -> torch.Tensor:
-    return corpus.random_windows(train_tokens, 16, CONFIG["n_ctx"], torch.Generator().manual_seed(99))
+def train_lens(model, raw_tokenizer, steps: int = 150, seed: int = 0, progress: bool = True):
+    """The shipped tuned lens: trained on 48 train windows (frozen model), a minute or two on CPU."""
+    from mi_course.methods.logit_lens import train_tuned_lens
+
+    train_tokens = corpus.tokenize_split(raw_tokenizer, "train")
+    windows = corpus.random_windows(train_tokens, 48, CONFIG["n_ctx"], torch.Generator().manual_seed(seed + 7))
+    lens, _ = train_tuned_lens(model, windows, steps=steps, lr=3e-3, batch_positions=256, seed=seed, progress=progress)
+    return lens
 
 
 def train(recipe: Recipe | None = None, progress: bool = True, model=None, raw_tokenizer=None,
@@ -197,7 +213,7 @@ def train(recipe: Recipe | None = None, progress: bool = True, model=None, raw_t
     return model, recipe, raw_tokenizer
 
 
-def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 0):
+def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 0, tuned_lens=None):
     from mi_course.zoo.cards import ModelCard
 
     info = corpus.corpus_info()
@@ -220,7 +236,7 @@ def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 
             "command": f"mi-course train {NAME}",
             "cpu_time": f"{seconds:.0f} s on this machine's CPU ({recipe.threads or torch.get_num_threads()} thread(s), shared machine)",
         },
-        figures=measure(model, raw_tokenizer),
+        figures=measure(model, raw_tokenizer, tuned_lens=tuned_lens),
         extra={
             "tokenizer": TOKENIZER_FILE,
             "corpus": info.as_dict(),
@@ -236,8 +252,11 @@ def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 
     )
 
 
-def save(model, card, raw_tokenizer, folder: Path | None = None):
-    """Write tokenizer, checkpoint and card (with the tokenizer's sha256) into ``folder``."""
+TUNED_LENS_FILE = "tuned_lens.safetensors"
+
+
+def save(model, card, raw_tokenizer, folder: Path | None = None, tuned_lens=None):
+    """Write tokenizer, tuned lens, checkpoint and card (with their sha256s) into ``folder``."""
     from mi_course import zoo
     from mi_course.zoo.cards import sha256_of
 
@@ -246,7 +265,21 @@ def save(model, card, raw_tokenizer, folder: Path | None = None):
     tpath = folder / TOKENIZER_FILE
     raw_tokenizer.save(str(tpath))
     card.extra["tokenizer_sha256"] = sha256_of(tpath)
+    if tuned_lens is not None:
+        tuned_lens.save(folder / TUNED_LENS_FILE)
+        card.extra["tuned_lens"] = TUNED_LENS_FILE
+        card.extra["tuned_lens_sha256"] = sha256_of(folder / TUNED_LENS_FILE)
     return zoo.save_checkpoint(model, card, folder)
+
+
+def finish(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 0, folder=None,
+           lens_steps: int = 150, progress: bool = True):
+    """Train the tuned lens, measure, and write everything (the end of :func:`train_and_save`)."""
+    lens = train_lens(model, raw_tokenizer, steps=lens_steps, seed=seed, progress=progress)
+    card = make_card(model, recipe, raw_tokenizer, seconds, seed, tuned_lens=lens)
+    card.training["tuned_lens"] = (f"one affine translator per block, trained {lens_steps} Adam steps (lr 3e-3, 256 "
+                                   "positions/step) on 48 train windows to minimise KL(final || lens)")
+    return save(model, card, raw_tokenizer, folder, tuned_lens=lens)
 
 
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True, threads: int | None = None):
@@ -258,5 +291,5 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     t0 = time.time()
     model, recipe, tok = train(recipe, progress=progress)
     seconds = time.time() - t0
-    card = make_card(model, recipe, tok, seconds, seed)
-    return save(model, card, tok, folder)
+    return finish(model, recipe, tok, seconds, seed, folder, lens_steps=150 if not steps or steps >= 200 else 2,
+                  progress=progress)
