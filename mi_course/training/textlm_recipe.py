@@ -4,7 +4,7 @@ Data: :mod:`mi_course.data.stdlib_corpus` (this interpreter's stdlib source, tes
 generated tables left out; one file in 20 held out). Tokenizer: byte-level BPE with 4,096
 tokens trained on the train split, shipped as ``tokenizer.json`` beside the checkpoint.
 Training: windows of 128 tokens (``<|endoftext|>`` first), AdamW, linear warm-up then cosine
-decay. About 10 minutes on a free CPU core (1,600 steps of 2,048 tokens).
+decay. About 10 minutes on a free CPU core (1,400 steps of 2,048 tokens).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 @dataclass
 class Recipe:
-    steps: int = 1600
+    steps: int = 1400
     batch_size: int = 16
     lr: float = 2e-3
     min_lr_frac: float = 0.1
