@@ -264,6 +264,7 @@ def save(model, card, raw_tokenizer, folder: Path | None = None, tuned_lens=None
     folder.mkdir(parents=True, exist_ok=True)
     tpath = folder / TOKENIZER_FILE
     raw_tokenizer.save(str(tpath))
+    card.extra["tokenizer"] = TOKENIZER_FILE
     card.extra["tokenizer_sha256"] = sha256_of(tpath)
     if tuned_lens is not None:
         tuned_lens.save(folder / TUNED_LENS_FILE)
