@@ -245,9 +245,14 @@ def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 
         paper_figures={
             "Radford et al. 2019 (GPT-2 small)": "12 layers, d_model 768, 124M parameters, 50,257-token BPE, trained on "
                                                  "WebText (40 GB); ours is ~1.9M parameters on ~8 MB of code",
-            "Olsson et al. 2022": "every multi-layer model they trained on text formed induction heads",
+            "Olsson et al. 2022": "every multi-layer model they trained on text formed induction heads, in a phase "
+                                  "change at 2.5-5B training tokens; text-lm has seen 2.9M tokens and shows none yet "
+                                  "(see induction_score)",
             "nostalgebraist 2020 (logit lens)": "in GPT-2 the logit lens's top token often matches the output "
                                                 "only in the later layers",
+            "Geva et al. 2022": "in their 16-layer LM the residual stream's top token equals the final output for about "
+                                "a third of examples in the bottom layers, rising to about 95% at layer 16",
+            "Belrose et al. 2023 (tuned lens)": "the tuned lens is more predictive than the logit lens at every layer",
         },
     )
 
