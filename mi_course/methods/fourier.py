@@ -82,7 +82,8 @@ def fourier_transform_2d(x: torch.Tensor) -> torch.Tensor:
         raise InputError(f"x must be [p, p, ...] (a grid over a and b), got shape {list(x.shape)}.")
     _check_p(p)
     basis, _ = fourier_basis(p)
-    return torch.einsum("ia,jb,ab...->ij...", basis, basis, x.float())
+    over_a = torch.einsum("ia,ab...->ib...", basis, x.float())  # two small contractions, not one big one
+    return torch.einsum("jb,ib...->ij...", basis, over_a)
 
 
 def frequency_norms(coeffs: torch.Tensor) -> torch.Tensor:
@@ -187,9 +188,9 @@ def logit_cosine_fractions(logits: torch.Tensor, freqs: list[int]) -> torch.Tens
     per-input constant); the cos terms of different k are orthogonal, so the shares add up.
     Returns ``[len(freqs)]``; ``.sum()`` is the fraction explained by all of them together.
     """
-    _check_tensor("logits", logits, 3)
+    _check_tensor("logits", logits)
     p = logits.shape[0]
-    if logits.shape != (p, p, p):
+    if logits.ndim != 3 or logits.shape != (p, p, p):
         raise InputError(f"logits must be [p, p, p] (a, b, c), got shape {list(logits.shape)}. "
                          "Reshape the [p*p, p] logits with .reshape(p, p, p).")
     _check_p(p)

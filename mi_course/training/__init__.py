@@ -6,4 +6,5 @@ short smoke version of every recipe.
 
 RECIPES = {
     "attn-only-2l": "mi_course.training.induction_recipe",
+    "modadd-p113": "mi_course.training.modadd_recipe",
 }

@@ -310,3 +310,142 @@ def _read_checkpoints(path: Path) -> Checkpoints:
             state[key] = torch.zeros(size)
     epochs = sorted(by_epoch)
     return Checkpoints(epochs=epochs, states=[by_epoch[e] for e in epochs], history=history)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures for the card, and writing the zoo files.
+
+def _first_epoch(history: torch.Tensor, column: str, threshold: float) -> int | None:
+    col = history[:, HISTORY_COLUMNS.index(column)]
+    hit = (col >= threshold).nonzero()
+    return int(history[hit[0, 0], 0]) if len(hit) else None
+
+
+@torch.no_grad()
+def measure(model=None, checkpoints: Checkpoints | None = None) -> dict:
+    """The card's figures, measured on the final model (a bridge) and the training history.
+
+    Key frequencies: frequencies that >= 10 MLP neurons are tuned to (>= 50% of a neuron's
+    variance from one frequency); if none qualify (an untrained model), the embedding's.
+    """
+    from mi_course import zoo
+    from mi_course.methods import fourier, grokking
+
+    model = model if model is not None else zoo.load(NAME)
+    ck = checkpoints if checkpoints is not None else load_checkpoints()
+    data = dataset(P, FRAC_TRAIN, DATA_SEED)
+    logits = grokking.all_logits(model)
+    neuron_keys = grokking.key_frequencies(model)
+    norms = grokking.embedding_frequency_norms(model)
+    freqs = sorted(neuron_keys) or fourier.key_frequencies_from_norms(norms)
+    best_fraction = grokking.neuron_fractions_explained(model)
+    hist = ck.history
+    test_loss = hist[:, HISTORY_COLUMNS.index("test_loss")]
+    peak = int(test_loss.argmax())
+    L = logits.reshape(P * P, P)
+
+    def fig(value, description, **more):
+        return {"value": value, "description": description, **more}
+
+    return {
+        "grok_epoch": fig(_first_epoch(hist, "test_acc", 0.99),
+                          "first evaluated epoch with test accuracy >= 99% (evaluated every 20 epochs)"),
+        "memorised_epoch": fig(_first_epoch(hist, "train_acc", 0.99), "first evaluated epoch with train accuracy >= 99%"),
+        "test_loss_peak": fig(round(float(test_loss[peak]), 2), "highest test loss during training (uniform: ln 113 = 4.73)",
+                              epoch=int(hist[peak, 0])),
+        "epochs_trained": fig(int(hist[-1, 0]), "full-batch epochs in the shipped run"),
+        "train_loss": fig(float(f"{grokking.loss_on(L, data.is_train):.3g}"), "final model, training pairs (nats)"),
+        "test_loss": fig(float(f"{grokking.loss_on(L, ~data.is_train):.3g}"), "final model, test pairs (nats)"),
+        "train_acc": fig(round(grokking.accuracy_on(L, data.is_train), 4), "final model, training pairs"),
+        "test_acc": fig(round(grokking.accuracy_on(L, ~data.is_train), 4), "final model, test pairs"),
+        "key_frequencies": fig(freqs, "frequencies k (w_k = 2 pi k / 113) that >= 10 MLP neurons are tuned to",
+                               neurons=neuron_keys),
+        "n_key_frequencies": fig(len(freqs), "number of key frequencies"),
+        "embed_key_fraction": fig(round(fourier.fraction_in_frequencies(norms, freqs), 4),
+                                  "share of W_E's non-constant squared norm (Fourier basis over tokens) in the key frequencies"),
+        "neurons_single_frequency": fig(int((best_fraction >= 0.5).sum()),
+                                        "MLP neurons (of 512) with >= 50% of their variance from one frequency"),
+        "neuron_fraction_median": fig(round(float(best_fraction.median()), 4),
+                                      "median over neurons of the best single-frequency share of variance"),
+        "logit_cos_fraction": fig(round(float(fourier.logit_cosine_fractions(logits, freqs).sum()), 4),
+                                  "share of the (centred) logits' variance explained by cos(w_k(a+b-c)) over the key frequencies"),
+        "restricted_loss": fig(float(f"{grokking.restricted_loss(L, freqs):.3g}"),
+                               "loss on all pairs keeping only the key-frequency components of the logits (plus means)"),
+        "excluded_loss": fig(round(grokking.excluded_loss(L, freqs, data.is_train), 3),
+                             "loss on the training pairs with the key-frequency components removed"),
+        "excluded_train_acc": fig(round(grokking.accuracy_on(grokking.excluded_logits(L, freqs), data.is_train), 4),
+                                  "training accuracy with the key-frequency components removed"),
+        "sum_sq_weights": fig(round(grokking.sum_squared_weights(model), 1), "sum of squared parameters, final model"),
+    }
+
+
+PAPER_FIGURES = {
+    "Nanda et al. 2023 (key frequencies)": "5 key frequencies {14, 35, 41, 42, 52} in the mainline run (Fig 3a); 44 neurons "
+                                           "of frequency 14 (Fig 5b); ours differ by seed: compare the structure",
+    "Nanda et al. 2023 (phases)": "memorisation 0-1.4k epochs, circuit formation 1.4k-9.4k, cleanup 9.4k-14k (mainline run)",
+    "Nanda et al. 2023 (progress measures)": "excluded loss rises during circuit formation while train and test loss stay "
+                                             "flat; restricted loss falls before test loss; sum of squared weights falls "
+                                             "smoothly during circuit formation and sharply during cleanup",
+    "course guide (CPU runs of the official recipe)": "grokked (>= 99.9% test) at ~5.9k and ~9.0k epochs for two seeds; "
+                                                      "4-6 key frequencies, 78-83% of W_E non-DC norm in them",
+}
+
+
+def write_zoo_files(module: ModAddTransformer, recipe: Recipe, checkpoints: dict[int, dict], seconds: float,
+                    folder: Path | None = None):
+    """Write ``checkpoints.safetensors``, ``model.safetensors`` and ``card.json``; returns the card."""
+    from mi_course import zoo
+    from mi_course.data.modadd import all_pairs
+    from mi_course.zoo.cards import ModelCard, sha256_of
+
+    bridge = to_bridge(module)
+    tokens = all_pairs(P)
+    with torch.no_grad():
+        gap = float((bridge(tokens)[:, -1] - module(tokens)).abs().max())
+    if gap > 1e-4:
+        raise CheckpointError(f"The bridge's logits differ from the trainer's by {gap:.2e} (> 1e-4).")
+    card = ModelCard(name=NAME, summary="", config=CONFIG, training={}, figures={})
+    folder = Path(folder) if folder else card.folder
+    ck_path = save_checkpoints(checkpoints, recipe.history, folder / CHECKPOINTS_FILE)
+    ck = _read_checkpoints(ck_path)
+    card = ModelCard(
+        name=NAME,
+        summary="1-layer transformer that groks addition mod 113 (Nanda et al. 2023's setup); "
+                "checkpoints across training show memorisation, circuit formation and cleanup.",
+        config=CONFIG,
+        training={
+            "data": "mi_course.data.modadd.dataset: all 113^2 pairs [a, b, =] ('=' is token 113), label (a+b) mod 113, "
+                    f"seeded {FRAC_TRAIN:.0%} train split (data seed {recipe.data_seed}); logits read at '='",
+            "recipe": f"full-batch AdamW lr={recipe.lr}, weight_decay={recipe.weight_decay}, betas={tuple(recipe.betas)}, "
+                      f"{recipe.warmup}-step linear warm-up, float64 cross-entropy, init N(0, 1/d_model); stop "
+                      f"{recipe.extra_epochs} epochs after test accuracy first reaches {recipe.grok_acc:.0%}",
+            "seed": recipe.seed,
+            "steps": recipe.epochs_run,
+            "command": f"mi-course train {NAME}",
+            "cpu_time": f"{seconds:.0f} s on a shared 2-core CPU, 1 thread (plain-torch trainer, last position only)",
+        },
+        figures=measure(bridge, ck),
+        token_names=token_names(P),
+        extra={
+            "checkpoints": {
+                "file": CHECKPOINTS_FILE, "sha256": sha256_of(ck_path), "size_bytes": ck_path.stat().st_size,
+                "dtype": "float16 weights, float64 history", "epochs": ck.epochs,
+                "history_columns": list(HISTORY_COLUMNS), "history_every": recipe.eval_every,
+                "load_with": "mi_course.training.modadd_recipe.load_checkpoints()",
+            },
+            "bridge_vs_trainer_max_logit_gap": gap,
+        },
+        paper_figures=PAPER_FIGURES,
+    )
+    return zoo.save_checkpoint(bridge, card, folder)
+
+
+def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True):
+    """Run the full recipe and write the zoo files (``mi-course train modadd-p113``).
+
+    ``steps`` caps the number of epochs (default :attr:`Recipe.max_epochs`).
+    """
+    recipe = Recipe(seed=seed, **({"max_epochs": steps} if steps else {}))
+    t0 = time.time()
+    module, recipe, checkpoints = train(recipe, progress=progress)
+    return write_zoo_files(module, recipe, checkpoints, time.time() - t0, folder)
