@@ -101,3 +101,26 @@ def test_dataset_split_and_labels():
         modadd.labels(torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(InputError):
         modadd.train_mask(frac_train=1.5)
+
+
+def test_plots_return_figures_and_reject_bad_input():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mi_course.viz import fourier as fplot
+
+    e = torch.arange(5.0)
+    fig = fplot.training_curves(e, torch.rand(5) + 0.1, torch.rand(5) + 0.1, torch.rand(5), phases=[1, None])
+    assert len(fig.axes) == 2
+    assert fplot.frequency_spectrum(torch.rand(8), [2, 5]).axes
+    assert fplot.fourier_heatmap(torch.rand(7, 7), [str(i) for i in range(7)]).axes
+    pm = {k: [1.0, 0.5] for k in ("train_loss", "test_loss", "restricted_loss", "excluded_loss", "sum_sq_weights")}
+    pm["epoch"] = [0, 10]
+    assert len(fplot.progress_measures(pm, phases=[5]).axes) == 2
+    plt.close("all")
+    with pytest.raises(InputError, match="same length"):
+        fplot.training_curves(e, torch.rand(4), torch.rand(5))
+    with pytest.raises(InputError, match="missing"):
+        fplot.progress_measures({"epoch": [0]})
