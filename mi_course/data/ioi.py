@@ -312,7 +312,9 @@ def make_ioi(
     rng = random.Random(seed)
     tids, orders, names, fills = [], [], [], []
     for i in range(n):
-        t = idx[i % len(idx)] if len(idx) > 1 and n >= len(idx) else rng.choice(idx)
+        # consecutive pairs share a template, one prompt of each order: every template is seen in
+        # both orders (an order tied to a template would let a model learn "answer = first name")
+        t = idx[(i // 2) % len(idx)] if len(idx) > 1 and n >= 2 * len(idx) else rng.choice(idx)
         io, s = rng.sample(NAMES, 2)
         o = order if order != "mixed" else ("ABBA" if i % 2 == 0 else "BABA")
         a, b = (io, s) if o == "ABBA" else (s, io)

@@ -80,3 +80,17 @@ def attribution_patching(
             out = out.transpose(0, 1)  # pattern is [b, head, q, k]: give [pos, head]
         per_layer.append(out)
     return base + torch.stack(per_layer)
+
+
+def head_attributions(clean_z: torch.Tensor, corrupted_z: torch.Tensor, corrupted_grad: torch.Tensor) -> torch.Tensor:
+    """AtP of every head from stacked ``hook_z`` values, ``[layer, batch, pos, head, d_head]`` each.
+
+    Returns ``[layer, head]``: ``sum over batch, pos, d_head of (clean - corrupted) * grad``,
+    the estimated change of the metric when the head's clean output is patched in.
+    """
+    from mi_course.errors import expect_shape
+
+    expect_shape("clean_z", clean_z, (None, None, None, None, None), "Expected [layer, batch, pos, head, d_head].")
+    expect_shape("corrupted_z", corrupted_z, tuple(clean_z.shape))
+    expect_shape("corrupted_grad", corrupted_grad, tuple(clean_z.shape))
+    return ((clean_z - corrupted_z) * corrupted_grad).sum(dim=(1, 2, 4))

@@ -167,7 +167,7 @@ def plot_patching(values: torch.Tensor, col_labels: Sequence[str] | None = None,
         _, ax = plt.subplots(figsize=(max(4, 0.45 * len(cols)), 0.5 * len(rows) + 1.5))
     v = values.detach().float().cpu()
     scale = float(v[torch.isfinite(v)].abs().max()) if torch.isfinite(v).any() else 1.0
-    im = ax.imshow(v, cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
+    im = ax.imshow(v.numpy(), cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_title(title)
