@@ -57,7 +57,7 @@ def test_recipe_smoke(tmp_path):
 
     model, recipe = train(Recipe(steps=20, eval_every=10, batch_size=16), progress=False)
     assert [h["step"] for h in recipe.history] == [0, 10, 20]
-    assert recipe.history[-1]["loss"] < 8
+    assert recipe.history[-1]["loss"] < 9.5  # 2 x ln(130) = 9.7 at the start (next word + answer)
     card = train_and_save(steps=5, folder=tmp_path, progress=False)
     assert (tmp_path / "tokenizer.json").exists() and (tmp_path / "card.json").exists()
     assert card.sha256 != zoo.card("ioi-lm").sha256  # the shipped card is untouched

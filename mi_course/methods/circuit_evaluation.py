@@ -89,7 +89,7 @@ class CircuitEvaluator:
 
     def completeness(self, circuit: Iterable, subsets: Sequence[Iterable] | None = None,
                      n_random: int = 5, seed: int = 0) -> list[dict]:
-        """``[{"K", "F(C\\K)", "F(M\\K)", "gap"}]`` for the given subsets ``K`` of the circuit
+        """``[{"K", "F(C-K)", "F(M-K)", "gap"}]`` for the given subsets ``K`` of the circuit
         (default: the empty set, each node alone, the whole circuit, ``n_random`` random halves)."""
         C = sorted(self._nodes(circuit))
         if subsets is None:
@@ -103,7 +103,7 @@ class CircuitEvaluator:
                 raise InputError(f"completeness: K must be a subset of the circuit, got extra {sorted(K - set(C))}")
             fck = self.F([c for c in C if c not in K])
             fmk = self.F([c for c in self.nodes if c not in K])
-            rows.append({"K": sorted(K), "F(C\\K)": fck, "F(M\\K)": fmk, "gap": abs(fck - fmk)})
+            rows.append({"K": sorted(K), "F(C-K)": fck, "F(M-K)": fmk, "gap": abs(fck - fmk)})
         return rows
 
     def minimality(self, circuit: Iterable, K: Iterable = ()) -> dict[Component, float]:
