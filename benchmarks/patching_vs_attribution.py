@@ -46,17 +46,23 @@ def run(n: int = 32, template: int = 0, progress: bool = True) -> list[dict]:
         t2 = time.perf_counter()
         rows.append({"activation": activation, "n_patches": act.numel(), "patching_s": t1 - t0,
                      "atp_s": t2 - t1, "corr": corr(act, att), "act": act, "atp": att})
-    return rows
+    t0 = time.perf_counter()
+    together = atp.attribution_patching_many(model, ds.tokens, abc.tokens, metric, SWEEP)
+    t_all = time.perf_counter() - t0
+    for r in rows:
+        assert torch.allclose(together[r["activation"]], r["atp"], atol=1e-4)
+    return rows, t_all
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=32, help="prompts per batch")
     p.add_argument("--template", type=int, default=0, help="template index (one template: aligned positions)")
+    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args.n, args.template)
+    rows, t_all = run(args.n, args.template, progress=not args.no_progress)
     print(f"ioi-lm, {args.n} IOI prompts (template {args.template}) vs their ABC corruption, metric = logit diff, "
           f"{args.threads} thread(s)")
     print(f"{'activation':<10} {'patches':>8} {'patching s':>11} {'AtP s':>8} {'speed-up':>9} {'corr':>7}")
@@ -69,6 +75,8 @@ def main() -> None:
     all_atp = torch.cat([r["atp"].flatten() for r in rows])
     print(f"{'total':<10} {sum(r['n_patches'] for r in rows):>8} {tp:>11.2f} {ta:>8.3f} {tp / ta:>8.0f}x "
           f"{corr(all_act, all_atp):>7.3f}")
+    print(f"AtP of every activation above in one go (2 forward + 1 backward pass): {t_all:.3f} s, "
+          f"{tp / t_all:.0f}x faster than the activation-patching sweep")
 
 
 if __name__ == "__main__":

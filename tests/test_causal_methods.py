@@ -217,7 +217,9 @@ def test_circuit_evaluation(model, data, metric):
     ev = CircuitEvaluator(model, ds.tokens, abc.tokens, metric)
     everything = [head(L, H) for L in range(2) for H in range(2)]
     f = ev.faithfulness(everything)
-    assert f["F(C)"] == f["F(M)"] == pytest.approx(float(metric(model(ds.tokens))))
+    with torch.no_grad():
+        full = float(metric(model(ds.tokens)))
+    assert f["F(C)"] == f["F(M)"] == pytest.approx(full)
     assert f["ratio"] == pytest.approx(1.0)
     # F(empty) = every head mean-ablated, by hand
     by_hand = metric(ablation.ablate(model, ds.tokens, everything, "mean", abc.tokens))
@@ -230,3 +232,11 @@ def test_circuit_evaluation(model, data, metric):
         CircuitEvaluator(model, ds.tokens, abc.tokens[:, :-2], metric)
     with pytest.raises(InputError, match="subset of the circuit"):
         ev.completeness([head(1, 0)], subsets=[[head(0, 0)]])
+
+
+def test_attribution_of_many_activations_in_one_pass(model, data, metric):
+    ds, abc = data
+    many = atp.attribution_patching_many(model, ds.tokens, abc.tokens, metric, [("z", True), ("resid_pre", True), ("pattern", False)])
+    for name, by_pos in [("z", True), ("resid_pre", True), ("pattern", False)]:
+        one = atp.attribution_patching(model, ds.tokens, abc.tokens, metric, name, by_pos)
+        assert torch.allclose(many[name], one, atol=1e-5), name

@@ -61,3 +61,30 @@ def test_recipe_smoke(tmp_path):
     card = train_and_save(steps=5, folder=tmp_path, progress=False)
     assert (tmp_path / "tokenizer.json").exists() and (tmp_path / "card.json").exists()
     assert card.sha256 != zoo.card("ioi-lm").sha256  # the shipped card is untouched
+
+
+def test_a_circuit_is_findable(ioi_model):
+    """The notebook's story, re-measured: DLA adds up, AtP tracks patching on heads, and the EAP
+    circuit (top 40 edges) is faithful under mean ablation of the other heads."""
+    from mi_course.methods import activation_patching as ap
+    from mi_course.methods import attribution_patching as atp
+    from mi_course.methods import circuit_discovery as cd
+    from mi_course.methods import ioi_circuit, logit_attribution as la, metrics
+    from mi_course.methods.circuit_evaluation import CircuitEvaluator
+
+    ds = ioi.make_ioi(24, seed=0, templates=0)
+    abc = ds.abc(seed=1)
+    metric = metrics.ioi_metric(ds)
+    with torch.no_grad():
+        clean = float(metric(ioi_model(ds.tokens)))
+    shares, labels = la.dla_by_component(ioi_model, ds.tokens, ds.io, ds.s, ds.end)
+    assert float(shares.sum()) == pytest.approx(clean, abs=1e-3)
+    sig = ioi_circuit.attention_signatures(ioi_model, ds)
+    assert sig["end_to_s2"][1].max() > 0.8 and sig["end_to_io"][2].max() > 0.5  # S-inhibition-like, name-mover-like
+    act = ap.activation_patching(ioi_model, ds.tokens, abc.tokens, metric, "z", progress=False)
+    att = atp.attribution_patching(ioi_model, ds.tokens, abc.tokens, metric, "z")
+    assert torch.corrcoef(torch.stack([act.flatten(), att.flatten()]))[0, 1] > 0.9
+    circuit = cd.prune(cd.edge_attribution_patching(ioi_model, ds.tokens, abc.tokens, metric), top_k=40)
+    assert 4 <= len(circuit.heads) <= 10
+    f = CircuitEvaluator(ioi_model, ds.tokens, abc.tokens, metric).faithfulness(circuit.heads)
+    assert f["ratio"] > 0.8 and abs(f["F(empty)"]) < 1.0

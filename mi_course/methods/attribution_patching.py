@@ -60,14 +60,34 @@ def attribution_patching(
     check_pair(clean_tokens, corrupted_tokens)
     if direction not in ("denoise", "noise"):
         raise InputError(f"direction must be 'denoise' or 'noise', got {direction!r}")
-    s = site(activation)
-    names = [s.hook.format(layer=layer) for layer in range(model.cfg.n_layers)]
+    return attribution_patching_many(model, clean_tokens, corrupted_tokens, metric, [(activation, by_pos)],
+                                     direction)[activation]
+
+
+def attribution_patching_many(
+    model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, metric: Metric,
+    activations: list[tuple[str, bool]], direction: str = "denoise",
+) -> dict[str, torch.Tensor]:
+    """AtP for several ``(activation, by_pos)`` at once: still two forward and one backward pass.
+
+    Returns ``{activation: estimate}`` with the shapes of :func:`attribution_patching`.
+    """
+    check_pair(clean_tokens, corrupted_tokens)
+    if direction not in ("denoise", "noise"):
+        raise InputError(f"direction must be 'denoise' or 'noise', got {direction!r}")
+    sites = {a: site(a) for a, _ in activations}
+    names = sorted({s.hook.format(layer=layer) for s in sites.values() for layer in range(model.cfg.n_layers)})
     check_hook_names(model, names)
     target, source_tokens = (corrupted_tokens, clean_tokens) if direction == "denoise" else (clean_tokens, corrupted_tokens)
     with torch.no_grad():
         logits, cache = model.run_with_cache(source_tokens, names_filter=lambda n: n in set(names))
         check_metric(metric, logits)
     base, acts, grads = gradients(model, target, metric, names)
+    return {a: _reduce(model, sites[a], by_pos, base, cache, acts, grads) for a, by_pos in activations}
+
+
+def _reduce(model, s, by_pos: bool, base, cache, acts, grads) -> torch.Tensor:
+    names = [s.hook.format(layer=layer) for layer in range(model.cfg.n_layers)]
     per_layer = []
     for n in names:
         contrib = (cache[n] - acts[n]) * grads[n]  # same shape as the activation

@@ -94,7 +94,7 @@ def normalized(metric: Metric, clean_value: float, corrupted_value: float) -> Me
     return lambda logits: (metric(logits) - float(corrupted_value)) / gap
 
 
-def ioi_metric(ds, normalize_with=None) -> Metric:
+def ioi_metric(ds) -> Metric:
     """Logit difference IO - S at the end of each prompt of an :class:`~mi_course.data.ioi.IOIDataset`."""
     return logit_diff_metric(ds.io, ds.s, ds.end)
 
