@@ -240,3 +240,39 @@ def test_attribution_of_many_activations_in_one_pass(model, data, metric):
     for name, by_pos in [("z", True), ("resid_pre", True), ("pattern", False)]:
         one = atp.attribution_patching(model, ds.tokens, abc.tokens, metric, name, by_pos)
         assert torch.allclose(many[name], one, atol=1e-5), name
+
+
+def test_the_gpt2_cells_run_on_a_tiny_hugging_face_gpt2(tmp_path):
+    """The notebook's gpt2-small section, offline: a randomly initialised 2-layer GPT2LMHeadModel with
+    the real GPT-2 tokenizer, loaded through boot_transformers like the hub model."""
+    import shutil
+
+    from conftest import SHARED
+
+    tok_dir = SHARED / "data" / "gpt2-tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        pytest.skip("GPT-2 tokenizer files not found in ../shared/data/gpt2-tokenizer")
+    from transformer_lens import TransformerBridge
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mi_course.methods import ioi_circuit, logit_attribution as la
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=64)).save_pretrained(tmp_path)
+    for f in ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copy(tok_dir / f, tmp_path)
+    gpt2 = TransformerBridge.boot_transformers(str(tmp_path), device="cpu")
+    gpt2.eval()
+    clean = ioi.make_ioi(6, seed=0, templates=0)
+    g, g_abc = ioi.encode_gpt2(clean, gpt2), ioi.encode_gpt2(clean.abc(seed=1), gpt2)
+    metric = metrics.ioi_metric(g)
+    with torch.no_grad():
+        ld = float(metric(gpt2(g.tokens)))
+    shares, _ = la.dla_by_component(gpt2, g.tokens, g.io, g.s, g.end)
+    assert float(shares.sum()) == pytest.approx(ld, abs=1e-4)
+    classes = ioi_circuit.classify_heads(ioi_circuit.attention_signatures(gpt2, g), la.dla_by_head(gpt2, g.tokens, g.io, g.s, g.end))
+    assert set(classes) >= {"name mover", "S-inhibition", "induction", "duplicate token", "previous token"}
+    act = ap.activation_patching(gpt2, g.tokens, g_abc.tokens, metric, "z", progress=False)
+    att = atp.attribution_patching(gpt2, g.tokens, g_abc.tokens, metric, "z")
+    assert act.shape == att.shape == (2, 4)
+    assert cd.edge_attribution_patching(gpt2, g.tokens, g_abc.tokens, metric).scores.shape == (1 + 2 * 5, 2 * 13 + 1)

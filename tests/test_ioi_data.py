@@ -99,5 +99,9 @@ def test_names_are_single_gpt2_tokens():
     assert (g.tokens[:, 0] == ioi.GPT2_BOS_ID).all()
     assert (g.tokens[rows, g.pos["IO"]] == g.io).all() and (g.tokens[rows, g.pos["S2"]] == g.s).all()
     assert encode(" Mary") == [int(g.io[0])] or encode(" " + ds.names[0][0]) in ([int(g.io[0])], [int(g.s[0])])
-    one = ioi.encode_gpt2(ioi.make_ioi(8, templates=0), encode)
+    clean = ioi.make_ioi(8, templates=0)
+    one = ioi.encode_gpt2(clean, encode)
     assert one.aligned  # one template: same length, fit for position sweeps
+    abc = ioi.encode_gpt2(clean.abc(seed=2), encode)  # corrupted: clean answers and positions kept
+    assert abc.tokens.shape == one.tokens.shape and torch.equal(abc.io, one.io) and torch.equal(abc.s, one.s)
+    assert torch.equal(abc.pos["IO"], one.pos["IO"]) and (abc.tokens != one.tokens).any()

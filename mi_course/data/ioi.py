@@ -201,7 +201,7 @@ class IOIDataset:
             names.append((x, y, z))
         out = _build(self.template_ids, self.orders, names, self.fills, self.encoder,
                      keep_answers=(self.io, self.s, self.pos))
-        out.meta = {**self.meta, "corruption": "ABC"}
+        out.meta = {**self.meta, "corruption": "ABC", "clean_names": list(self.names)}
         return out
 
     def flipped(self) -> "IOIDataset":
@@ -211,7 +211,7 @@ class IOIDataset:
             names.append((a, b, a if s == b else b))
         out = _build(self.template_ids, self.orders, names, self.fills, self.encoder,
                      keep_answers=(self.io, self.s, self.pos))
-        out.meta = {**self.meta, "corruption": "flipped"}
+        out.meta = {**self.meta, "corruption": "flipped", "clean_names": list(self.names)}
         return out
 
     def subset(self, index: Sequence[int] | slice) -> "IOIDataset":
@@ -225,8 +225,18 @@ class IOIDataset:
         )
 
     def to_gpt2(self, encode: Callable[[str], list[int]]) -> "IOIDataset":
-        """The same prompts encoded by a GPT-2 tokenizer (``encode(text) -> ids``)."""
-        return _build(self.template_ids, self.orders, self.names, self.fills, "gpt2", encode=encode)
+        """The same prompts encoded by a GPT-2 tokenizer (``encode(text) -> ids``).
+
+        A corrupted set keeps the clean set's answers and positions, re-encoded for GPT-2.
+        """
+        if "clean_names" in self.meta:
+            clean = _build(self.template_ids, self.orders, self.meta["clean_names"], self.fills, "gpt2", encode=encode)
+            out = _build(self.template_ids, self.orders, self.names, self.fills, "gpt2",
+                         keep_answers=(clean.io, clean.s, clean.pos), encode=encode)
+        else:
+            out = _build(self.template_ids, self.orders, self.names, self.fills, "gpt2", encode=encode)
+        out.meta = dict(self.meta)
+        return out
 
 
 def _fill(template: str, a: str, b: str, s: str, place: str, obj: str, prefix: str) -> str:
