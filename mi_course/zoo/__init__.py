@@ -46,15 +46,15 @@ def _unknown_message(name: str) -> str:
     )
 
 
-def build(config: dict, device: str = "cpu", seed: int | None = None):
-    """A freshly initialised TransformerBridge from a card's config dict."""
+def build(config: dict, device: str = "cpu", seed: int | None = None, tokenizer=None):
+    """A freshly initialised TransformerBridge from a card's config dict (and optional tokenizer)."""
     from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
     kwargs = dict(config)
     if seed is not None:
         kwargs["seed"] = seed
     cfg = TransformerBridgeConfig(**kwargs, device=device)
-    return TransformerBridge.boot_native(cfg, device=device)
+    return TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device)
 
 
 def verify(name: str, path: Path | None = None) -> ModelCard:
@@ -99,7 +99,9 @@ def load(name: str, device: str = "cpu", checkpoint: Path | None = None):
     c = verify(name, checkpoint)
     from safetensors.torch import load_file
 
-    model = build(c.config, device=device)
+    from mi_course.zoo.tokenizer_files import tokenizer_for
+
+    model = build(c.config, device=device, tokenizer=tokenizer_for(c))
     state = load_file(str(checkpoint or c.checkpoint_path), device=device)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
