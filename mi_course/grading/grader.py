@@ -1,0 +1,344 @@
+"""``mi-course grade``: run every submission of a week in its own sandboxed kernel, decide
+the points in this (trusted) process, and write them to nbgrader's gradebook.
+
+Workers are threads of this process, each driving one sandboxed kernel at a time (the CPU
+work happens in the kernels); only the main thread touches the gradebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from tqdm.auto import tqdm
+
+from mi_course.errors import InputError
+from mi_course.grading import assemble, records, sandbox
+from mi_course.grading.course import Course, TrustedWeek
+from mi_course.grading.kernel import CellRun, KernelDied, SandboxedKernel
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+RESULT_FILE = "mi_grading.json"
+
+
+@dataclass
+class Options:
+    workers: int = os.cpu_count() or 1
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 900.0
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    uid_base: int = 1_900_000_000  # sandbox uids: uid_base + worker slot (no passwd entry needed)
+    threads: int = 1  # torch/OpenMP threads per kernel
+    grace: float = 3.0  # seconds a cell gets to stop after an interrupt before its kernel is killed
+
+
+@dataclass
+class TestResult:
+    notebook: str
+    test: str
+    points: float
+    max_points: float
+    status: str  # passed | failed | timeout | kernel-died | memory-limit | tampered | not-run | untrusted
+    message: str = ""
+
+
+@dataclass
+class SubmissionResult:
+    student: str
+    week: str
+    tests: list[TestResult] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    status: str = "ok"
+    seconds: float = 0.0
+    timestamp: str | None = None
+
+    @property
+    def score(self) -> float:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_points for t in self.tests)
+
+
+STATUS_ORDER = ["invalid", "kernel-died", "timeout", "memory-limit", "tampered", "ok"]
+
+
+# -- finding submissions ---------------------------------------------------------------------
+def find_submissions(course: Course, week: str, trusted: TrustedWeek,
+                     where: str | Path | None = None) -> dict[str, dict[str, Path | None]]:
+    """student -> {notebook name -> submitted file (None when missing)}.
+
+    ``where`` is nbgrader's ``submitted/`` layout (``<student>/<week>/<nb>.ipynb``, the
+    default) or a plain folder of ``<student>.ipynb`` files (weeks with one notebook).
+    """
+    base = Path(where) if where else course.root / course.submitted
+    if not base.is_dir():
+        raise InputError(f"no submissions folder {base}")
+    names = sorted(trusted.notebooks)
+    out: dict[str, dict[str, Path | None]] = {}
+    nested = [p for p in sorted(base.iterdir()) if p.is_dir() and (p / week).is_dir()]
+    if nested:
+        for sdir in nested:
+            out[sdir.name] = {n: (sdir / week / f"{n}.ipynb") if (sdir / week / f"{n}.ipynb").is_file() else None
+                              for n in names}
+    else:
+        flat = sorted(p for p in base.glob("*.ipynb") if p.is_file())
+        if not flat:
+            raise InputError(f"{base} holds neither <student>/{week}/ folders nor <student>.ipynb files")
+        if len(names) != 1:
+            raise InputError(f"week {week} has {len(names)} notebooks: use the <student>/{week}/ layout")
+        out = {p.stem: {names[0]: p} for p in flat}
+    bad = [s for s in out if not STUDENT_ID.match(s)]
+    if bad:
+        raise InputError(f"student ids must be letters, digits and ._@+-: {', '.join(bad[:5])}")
+    return out
+
+
+# -- running a notebook ----------------------------------------------------------------------
+def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot: int, scratch: Path,
+              on_cell=None) -> tuple[list[CellRun], Path, str]:
+    """Run ``cells`` in a fresh sandboxed kernel; returns the runs, records folder and nonce.
+
+    ``on_cell(i, run, records, nonce)`` is called after each cell (the kernel still lives).
+    The kernel and all its processes are dead when this returns.
+    """
+    nonce = secrets.token_hex(12)
+    work, recs, root = scratch / "work", scratch / "records", scratch / "root"
+    for d in (work, recs, root):
+        d.mkdir(parents=True)
+    work.chmod(0o700)
+    recs.chmod(0o700)
+    runs: list[CellRun] = []
+    uid = opts.uid_base + slot
+    with SandboxedKernel(work, recs, root, uid, nonce, opts.limits, caps, opts.threads) as k:
+        try:
+            k.start()
+        except KernelDied as err:
+            return [CellRun("dead", evalue=str(err)[:500]) for _ in cells], recs, nonce
+        deadline = time.monotonic() + opts.notebook_timeout
+        for i, code in enumerate(cells):
+            left = deadline - time.monotonic()
+            if not k.alive() or left <= 0:
+                runs.append(CellRun("not_run" if k.alive() or left <= 0 else "dead"))
+                continue
+            run = k.run(code, timeout=min(opts.cell_timeout, left), grace=opts.grace)
+            if run.status == "timeout" and left < opts.cell_timeout:
+                run.ename = run.ename or "notebook time limit"
+            runs.append(run)
+            if on_cell:
+                on_cell(i, run, recs, nonce)
+    return runs, recs, nonce
+
+
+def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
+              scratch: Path) -> dict[str, dict[str, list[tuple[str, int]]]]:
+    """Run each solution notebook once: which records must each test cell produce?
+
+    Also proves that the solution passes its own tests, judged the trusted way.
+    """
+    expected: dict[str, dict[str, list[tuple[str, int]]]] = {}
+    for name, (source, release) in trusted.notebooks.items():
+        p = assemble.plan(source, source, release)
+        seen: set[tuple[str, int]] = set()
+        per_cell: dict[str, list[tuple[str, int]]] = {}
+
+        def after(i, run, recs, nonce, p=p, seen=seen, per_cell=per_cell):
+            now = records.list_records(recs, nonce)
+            if p.cells[i].role == "test":
+                per_cell[p.cells[i].grade_id] = sorted(now - seen)
+            seen |= now
+
+        runs, recs, nonce = run_cells([c.source for c in p.cells], opts, caps, 0, scratch / f"calibrate-{name}", after)
+        problems = []
+        for cell, run in zip(p.cells, runs):
+            if run.status != "ok":
+                problems.append(f"cell '{cell.grade_id or cell.source[:40]}' {run.status}: {run.ename} {run.evalue[:200]}")
+            for ex, seed in per_cell.get(cell.grade_id, []) if cell.role == "test" else []:
+                v = records.judge(recs, nonce, ex, seed)
+                if not v.passed:
+                    problems.append(f"test '{cell.grade_id}': the reference solution fails {ex} (seed {seed}): {v.message}")
+        if problems:
+            raise InputError(f"the solution notebook {name} does not pass its own tests when graded:\n  "
+                             + "\n  ".join(problems[:10]))
+        expected[name] = per_cell
+    return expected
+
+
+def _memory(run: CellRun) -> bool:
+    text = f"{run.ename} {run.evalue}"
+    return "MemoryError" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, opts: Options,
+                   caps: sandbox.Capabilities, slot: int, scratch: Path):
+    """Grade one submitted notebook; returns (tests, flags, graded notebook)."""
+    source, release = trusted.notebooks[name]
+    p = assemble.plan(student_nb, source, release)
+    runs, recs, nonce = run_cells([c.source for c in p.cells], opts, caps, slot, scratch)
+    flags = [f"{name}: {f}" for f in p.flags]
+    tests = []
+    for cell, run in zip(p.cells, runs):
+        if cell.role != "test":
+            continue
+        exp = expected[name].get(cell.grade_id, [])
+        if not exp:  # a test that records nothing can only be judged in the student's kernel
+            ok = run.status == "ok"
+            tests.append(TestResult(name, cell.grade_id, cell.points if ok else 0.0, cell.points, "untrusted",
+                                    "judged inside the student's kernel (this test calls no recording checker)"))
+            continue
+        verdicts = [records.judge(recs, nonce, ex, seed) for ex, seed in exp]
+        bad = next((v for v in verdicts if not v.passed), None)
+        if bad is None:
+            tests.append(TestResult(name, cell.grade_id, cell.points, cell.points, "passed", verdicts[0].message))
+            continue
+        status, msg = "failed", bad.message
+        if bad.status == "missing" and run.status == "error":
+            msg = f"the test raised {run.ename}: {run.evalue.splitlines()[0][:200] if run.evalue else ''}"
+            status = "memory-limit" if _memory(run) else "failed"
+        elif bad.status == "missing":
+            status = {"timeout": "timeout", "dead": "kernel-died", "not_run": "not-run"}.get(run.status, "tampered")
+            msg = {"timeout": f"the test ran past the {opts.cell_timeout:g} s limit",
+                   "kernel-died": "the kernel died before this test finished",
+                   "not-run": "not run: the kernel had died or the notebook ran out of time",
+                   "tampered": "the test ran but its checker recorded nothing (checker replaced or cell blanked?)"}[status]
+            if status == "timeout" and run.ename == "killed":
+                msg += "; the kernel ignored the interrupt and was killed"
+        elif bad.status == "memory" or _memory(run):
+            status = "memory-limit"
+        elif bad.status == "invalid":
+            status = "tampered"
+        tests.append(TestResult(name, cell.grade_id, 0.0, cell.points, status, msg))
+    if any(r.status == "dead" for r in runs):
+        flags.append(f"{name}: the kernel died")
+    if any(_memory(r) for r in runs):
+        flags.append(f"{name}: a cell hit the memory limit ({opts.limits.memory_mb} MB)")
+    for cell, run in zip(p.cells, runs):
+        if run.status == "timeout":
+            flags.append(f"{name}: a {cell.role} cell ran past the time limit"
+                         + (" and ignored the interrupt (kernel killed)" if run.ename == "killed" else ""))
+        if run.truncated:
+            flags.append(f"{name}: output of a {cell.role} cell was truncated")
+    return tests, flags, assemble.graded_notebook(student_nb, p, runs)
+
+
+def _status(sub: SubmissionResult) -> str:
+    found = {"invalid"} if any("not a readable notebook" in f or "missing notebook" in f for f in sub.flags) else set()
+    statuses = {t.status for t in sub.tests}
+    if statuses & {"kernel-died"} or any("kernel died" in f for f in sub.flags):
+        found.add("kernel-died")
+    if "timeout" in statuses or any("time limit" in f for f in sub.flags):
+        found.add("timeout")
+    if "memory-limit" in statuses or any("memory limit" in f for f in sub.flags):
+        found.add("memory-limit")
+    if "tampered" in statuses or any(w in f for f in sub.flags for w in ("edited", "deleted", "changed", "removed", "stripped", "twice", "missing")):
+        found.add("tampered")
+    return next((s for s in STATUS_ORDER if s in found), "ok")
+
+
+def grade_submission(student: str, files: dict[str, Path | None], trusted: TrustedWeek, expected: dict,
+                     opts: Options, caps: sandbox.Capabilities, slot: int, scratch: Path,
+                     out_dir: Path | None) -> SubmissionResult:
+    t0 = time.monotonic()
+    sub = SubmissionResult(student, trusted.name)
+    for name in sorted(trusted.notebooks):
+        path = files.get(name)
+        source = trusted.notebooks[name][0]
+        blank = [assemble.PlannedCell("", "test", m["grade_id"], float(m.get("points") or 0))
+                 for m in (assemble.nbg(c) for c in source.cells) if m and m.get("grade") and not m.get("solution")]
+        try:
+            if path is None:
+                raise ValueError("missing notebook")
+            if path.stat().st_size > 64 * 2**20:
+                raise ValueError("not a readable notebook: larger than 64 MB")
+            nb = assemble.read_submission(path)
+        except (ValueError, OSError) as err:
+            sub.flags.append(f"{name}: {err}")
+            sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err)) for c in blank]
+            continue
+        tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name)
+        sub.tests += tests
+        sub.flags += flags
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            nbformat.write(graded, out_dir / f"{name}.ipynb")
+    sub.status = _status(sub)
+    sub.seconds = time.monotonic() - t0
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / RESULT_FILE).write_text(json.dumps(asdict(sub), indent=1))
+    return sub
+
+
+# -- the whole week ------------------------------------------------------------------------------
+def grade_week(course: Course, week: str, where: str | Path | None = None, opts: Options | None = None,
+               write_gradebook: bool = True, progress: bool = True) -> list[SubmissionResult]:
+    """Grade every submission of ``week``; write autograded/, the gradebook and return results."""
+    from mi_course.grading import gradebook
+    from mi_course.grading.course import trusted_week
+
+    opts = opts or Options()
+    week = course.week(week)
+    caps = sandbox.probe()
+    sandbox.warn_if_weak(caps)
+    trusted = trusted_week(course, week)
+    subs = find_submissions(course, week, trusted, where)
+    base = Path(tempfile.mkdtemp(prefix="mi-grade-"))
+    base.chmod(0o711)
+    results: list[SubmissionResult] = []
+    try:
+        expected = calibrate(trusted, opts, caps, base)
+        slots = list(range(1, max(1, opts.workers) + 1))
+        import queue
+
+        free: queue.Queue[int] = queue.Queue()
+        for s in slots:
+            free.put(s)
+
+        def work(student: str) -> SubmissionResult:
+            slot = free.get()
+            try:
+                scratch = base / f"{slot}-{student}"
+                out = course.root / course.autograded / student / week
+                if out.exists():
+                    shutil.rmtree(out)
+                return grade_submission(student, subs[student], trusted, expected, opts, caps, slot, scratch, out)
+            finally:
+                shutil.rmtree(base / f"{slot}-{student}", ignore_errors=True)
+                free.put(slot)
+
+        book = gradebook.Writer(course, week, trusted) if write_gradebook else None
+        try:
+            with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+                futures = {pool.submit(work, s): s for s in subs}
+                for fut in tqdm(as_completed(futures), total=len(futures), desc=f"grading {week}",
+                                disable=not progress):
+                    res = fut.result()
+                    res.timestamp = _timestamp(course, where, res.student, week)
+                    results.append(res)
+                    if book:
+                        book.write(res)
+        finally:
+            if book:
+                book.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return sorted(results, key=lambda r: r.student)
+
+
+def _timestamp(course: Course, where, student: str, week: str) -> str | None:
+    base = Path(where) if where else course.root / course.submitted
+    f = base / student / week / "timestamp.txt"
+    try:
+        return f.read_text().strip()[:64] or None
+    except OSError:
+        return None
