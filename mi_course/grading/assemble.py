@@ -26,8 +26,12 @@ class PlannedCell:
 
 @dataclass
 class Plan:
-    cells: list[PlannedCell]
+    cells: list[PlannedCell]  # markdown cells included (not run)
     flags: list[str] = field(default_factory=list)
+
+    @property
+    def code(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.role != "markdown"]
 
 
 def nbg(cell) -> dict:
@@ -103,6 +107,7 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
             flags.append(f"cell '{gid}' appears twice (the second copy was not run)")
             continue
         if cell.get("cell_type") != "code":
+            out.append(PlannedCell(_src(cell), "markdown"))
             continue
         src = _src(cell)
         match = next((g for g, (m, t) in by_id.items() if g not in placed and _trusted_role(m) != "answer"
@@ -134,17 +139,34 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
                 inserted += 1
                 flags.append(f"{role} cell '{gid}' was deleted (put back and run)")
         prev = gid if gid in placed else prev
-    return Plan([c for c in out if c.role != "markdown"], flags)
+    return Plan(out, flags)
 
 
-def graded_notebook(student: nbformat.NotebookNode, p: Plan, runs: list) -> nbformat.NotebookNode:
-    """The notebook as it was run, with outputs, for instructors (``autograded/``)."""
+def graded_notebook(student: nbformat.NotebookNode, p: Plan, runs: list,
+                    source: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+    """The notebook as it was run, with outputs, for instructors (``autograded/``).
+
+    Cells keep the trusted nbgrader metadata, and ``metadata.mi_course`` says each cell's
+    role and how it ran."""
+    meta = {nbg(c)["grade_id"]: nbg(c) for c in (source.cells if source else []) if nbg(c)}
     nb = nbformat.v4.new_notebook()
-    nb.metadata = copy.deepcopy(student.get("metadata", {})) if isinstance(student.get("metadata"), dict) else {}
-    for i, (cell, run) in enumerate(zip(p.cells, runs)):
-        c = nbformat.v4.new_code_cell(cell.source)
-        c.metadata["mi_course"] = {"role": cell.role, "grade_id": cell.grade_id, "status": run.status}
-        c.outputs = [nbformat.from_dict(o) for o in run.outputs]
-        c.execution_count = i + 1
+    if isinstance(student.get("metadata"), dict) and isinstance(student.metadata.get("kernelspec"), dict):
+        nb.metadata["kernelspec"] = copy.deepcopy(student.metadata["kernelspec"])
+    it = iter(runs)
+    n = 0
+    for cell in p.cells:
+        if cell.role == "markdown":
+            c = nbformat.v4.new_markdown_cell(cell.source)
+        else:
+            run = next(it)
+            n += 1
+            c = nbformat.v4.new_code_cell(cell.source)
+            c.metadata["mi_course"] = {"role": cell.role, "status": run.status}
+            c.outputs = [nbformat.from_dict(o) for o in run.outputs]
+            c.execution_count = n
+        if cell.grade_id:
+            c.metadata.setdefault("mi_course", {})["grade_id"] = cell.grade_id
+            if cell.grade_id in meta:
+                c.metadata["nbgrader"] = copy.deepcopy(meta[cell.grade_id])
         nb.cells.append(c)
     return nb

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from nbgrader.api import Gradebook, MissingEntry
 
 from mi_course.grading.course import Course, TrustedWeek
@@ -20,6 +22,11 @@ class Writer:
         self.gb.update_or_create_assignment(week)
 
     def write(self, result) -> None:
+        with warnings.catch_warnings():  # nbgrader's SQLAlchemy models warn on every new submission
+            warnings.simplefilter("ignore")
+            self._write(result)
+
+    def _write(self, result) -> None:
         gb = self.gb
         gb.update_or_create_student(result.student)
         kwargs = {"timestamp": result.timestamp} if result.timestamp else {}

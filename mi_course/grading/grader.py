@@ -48,7 +48,8 @@ class TestResult:
     points: float
     max_points: float
     status: str  # passed | failed | timeout | kernel-died | memory-limit | tampered | not-run | untrusted
-    message: str = ""
+    message: str = ""  # for instructors (may quote the student's kernel)
+    feedback: str = ""  # for the student: written by the grader only, never by the student's kernel
 
 
 @dataclass
@@ -154,13 +155,13 @@ def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
 
         def after(i, run, recs, nonce, p=p, seen=seen, per_cell=per_cell):
             now = records.list_records(recs, nonce)
-            if p.cells[i].role == "test":
-                per_cell[p.cells[i].grade_id] = sorted(now - seen)
+            if p.code[i].role == "test":
+                per_cell[p.code[i].grade_id] = sorted(now - seen)
             seen |= now
 
-        runs, recs, nonce = run_cells([c.source for c in p.cells], opts, caps, 0, scratch / f"calibrate-{name}", after)
+        runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, 0, scratch / f"calibrate-{name}", after)
         problems = []
-        for cell, run in zip(p.cells, runs):
+        for cell, run in zip(p.code, runs):
             if run.status != "ok":
                 problems.append(f"cell '{cell.grade_id or cell.source[:40]}' {run.status}: {run.ename} {run.evalue[:200]}")
             for ex, seed in per_cell.get(cell.grade_id, []) if cell.role == "test" else []:
@@ -184,26 +185,31 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
     """Grade one submitted notebook; returns (tests, flags, graded notebook)."""
     source, release = trusted.notebooks[name]
     p = assemble.plan(student_nb, source, release)
-    runs, recs, nonce = run_cells([c.source for c in p.cells], opts, caps, slot, scratch)
+    runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, slot, scratch)
     flags = [f"{name}: {f}" for f in p.flags]
     tests = []
-    for cell, run in zip(p.cells, runs):
+    for cell, run in zip(p.code, runs):
         if cell.role != "test":
             continue
         exp = expected[name].get(cell.grade_id, [])
         if not exp:  # a test that records nothing can only be judged in the student's kernel
             ok = run.status == "ok"
             tests.append(TestResult(name, cell.grade_id, cell.points if ok else 0.0, cell.points, "untrusted",
-                                    "judged inside the student's kernel (this test calls no recording checker)"))
+                                    "judged inside the student's kernel (this test calls no recording checker)",
+                                    "passed" if ok else "failed"))
             continue
         verdicts = [records.judge(recs, nonce, ex, seed) for ex, seed in exp]
         bad = next((v for v in verdicts if not v.passed), None)
         if bad is None:
-            tests.append(TestResult(name, cell.grade_id, cell.points, cell.points, "passed", verdicts[0].message))
+            tests.append(TestResult(name, cell.grade_id, cell.points, cell.points, "passed", verdicts[0].message,
+                                    f"passed: {verdicts[0].safe}"))
             continue
-        status, msg = "failed", bad.message
+        status, msg, safe = "failed", bad.message, bad.safe
         if bad.status == "missing" and run.status == "error":
             msg = f"the test raised {run.ename}: {run.evalue.splitlines()[0][:200] if run.evalue else ''}"
+            ename = re.match(r"[A-Za-z_][A-Za-z0-9_]{0,60}", run.ename)
+            safe = (f"the test stopped with {ename[0] if ename else 'an error'} before checking your answer "
+                    "(the visible check in the notebook shows why)")
             status = "memory-limit" if _memory(run) else "failed"
         elif bad.status == "missing":
             status = {"timeout": "timeout", "dead": "kernel-died", "not_run": "not-run"}.get(run.status, "tampered")
@@ -213,22 +219,23 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
                    "tampered": "the test ran but its checker recorded nothing (checker replaced or cell blanked?)"}[status]
             if status == "timeout" and run.ename == "killed":
                 msg += "; the kernel ignored the interrupt and was killed"
+            safe = msg
         elif bad.status == "memory" or _memory(run):
             status = "memory-limit"
         elif bad.status == "invalid":
             status = "tampered"
-        tests.append(TestResult(name, cell.grade_id, 0.0, cell.points, status, msg))
+        tests.append(TestResult(name, cell.grade_id, 0.0, cell.points, status, msg, f"{status}: {safe}"))
     if any(r.status == "dead" for r in runs):
         flags.append(f"{name}: the kernel died")
     if any(_memory(r) for r in runs):
         flags.append(f"{name}: a cell hit the memory limit ({opts.limits.memory_mb} MB)")
-    for cell, run in zip(p.cells, runs):
+    for cell, run in zip(p.code, runs):
         if run.status == "timeout":
             flags.append(f"{name}: a {cell.role} cell ran past the time limit"
                          + (" and ignored the interrupt (kernel killed)" if run.ename == "killed" else ""))
         if run.truncated:
-            flags.append(f"{name}: output of a {cell.role} cell was truncated")
-    return tests, flags, assemble.graded_notebook(student_nb, p, runs)
+            flags.append(f"{name}: output of a {cell.role} cell was truncated or dropped (too large)")
+    return tests, flags, assemble.graded_notebook(student_nb, p, runs, source)
 
 
 def _status(sub: SubmissionResult) -> str:
@@ -263,7 +270,8 @@ def grade_submission(student: str, files: dict[str, Path | None], trusted: Trust
             nb = assemble.read_submission(path)
         except (ValueError, OSError) as err:
             sub.flags.append(f"{name}: {err}")
-            sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err)) for c in blank]
+            sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err), "not graded: " + str(err))
+                          for c in blank]
             continue
         tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name)
         sub.tests += tests

@@ -153,7 +153,8 @@ class SandboxedKernel:
                 run.status = "timeout"
             if replied is None:
                 replied = self._reply(msg_id, run)
-            elif now - replied > 1.0:  # the reply came but iopub's idle was lost (dropped message)
+            elif now - replied > 1.0:  # the reply came but iopub's idle was lost: a message too big was dropped
+                run.truncated = True
                 break
             try:
                 msg = self.kc.get_iopub_msg(timeout=min(0.2, max(deadline - now, 0.01)))
@@ -191,7 +192,7 @@ class SandboxedKernel:
         run.seconds = time.monotonic() - t0
         if run.truncated:
             run.outputs.append({"output_type": "stream", "name": "stderr",
-                                "text": "\n[grader: output truncated]\n"})
+                                "text": "\n[grader: output truncated or dropped (too large)]\n"})
         return run
 
     def _reply(self, msg_id: str, run: CellRun) -> float | None:

@@ -49,7 +49,18 @@ def list_records(folder: Path, nonce: str) -> set[tuple[str, int]]:
 class RecordVerdict:
     passed: bool
     status: str  # passed | failed | missing | invalid | error | memory
-    message: str
+    message: str  # for instructors
+    safe: str = ""  # for students: nothing the student's code could have written into it
+
+    def __post_init__(self) -> None:
+        self.safe = self.safe or self.message
+
+
+def _numeric(v: Any) -> bool:
+    """Only tensors and numbers (no text a student's code controls)."""
+    if isinstance(v, (list, tuple)):
+        return all(_numeric(x) for x in v)
+    return isinstance(v, (torch.Tensor, int, float, bool)) or v is None
 
 
 @lru_cache(maxsize=256)
@@ -100,7 +111,9 @@ def judge(folder: Path, nonce: str, ex_id: str, seed: int) -> RecordVerdict:
             text = str(value)[:300]
             kind = "memory" if ("MemoryError" in text or "can't allocate memory" in text
                                 or "not enough memory" in text) else "error"
-            return RecordVerdict(False, kind, f"case {i + 1}: your function raised {text}")
+            name = re.match(r"[A-Za-z_][A-Za-z0-9_.]{0,60}", text)
+            return RecordVerdict(False, kind, f"case {i + 1}: your function raised {text}",
+                                 f"case {i + 1}: your function raised {name[0] if name else 'an exception'}")
         if status != "ok":
             return RecordVerdict(False, "invalid", "malformed record")
         try:
@@ -108,7 +121,9 @@ def judge(folder: Path, nonce: str, ex_id: str, seed: int) -> RecordVerdict:
         except Exception as err:  # noqa: BLE001
             msg = f"could not compare ({type(err).__name__})"
         if msg is not None:
-            return RecordVerdict(False, "failed", f"case {i + 1}: {msg}{_hint(ex, case, value)}")
+            hint = _hint(ex, case, value)
+            safe = f"case {i + 1}: {msg}{hint}" if _numeric(value) else f"case {i + 1}: wrong type of result.{hint}"
+            return RecordVerdict(False, "failed", f"case {i + 1}: {msg}{hint}", safe)
     return RecordVerdict(True, "passed", f"all {len(cases)} cases pass")
 
 

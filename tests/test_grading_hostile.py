@@ -1,0 +1,173 @@
+"""The hostile-submission battery: every submission is graded by what its answers really do,
+flagged where it should be, and cannot touch the course, the gradebook or other students."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hostile.course import WEEK, make_course  # noqa: E402
+from hostile.variants import Week, variants  # noqa: E402
+from mi_course.grading import grader, sandbox  # noqa: E402
+from mi_course.grading.course import find_course, trusted_week  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sandbox.probe().full,
+                                 reason="grading sandbox needs root with namespaces: " + "; ".join(sandbox.probe().problems))]
+
+OPTS = dict(cell_timeout=20.0, notebook_timeout=120.0, grace=2.0, workers=2)
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return " ".join(str(o.get("text", "")) + str(o.get("evalue", "")) for c in nb.cells if c.cell_type == "code"
+                    for o in c.outputs)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel.split("/")[0] in ("solutions", "submitted", "nbgrader_config.py"):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def battery(tmp_path_factory):
+    root = make_course(tmp_path_factory.mktemp("course"))
+    course = find_course(root)
+    tw = trusted_week(course, WEEK)
+    source, release = tw.notebooks[WEEK]
+    week = Week(source, release)
+    vs = {v.name: v for v in variants(week, root)}
+    for v in vs.values():
+        folder = root / "submitted" / v.name / WEEK
+        folder.mkdir(parents=True)
+        nbformat.write(v.nb, folder / f"{WEEK}.ipynb")
+        for name, text in v.extra_files.items():
+            (folder / name).write_text(text)
+    before = _snapshot(root)
+    t0 = time.monotonic()
+    results = grader.grade_week(course, WEEK, opts=grader.Options(**OPTS), progress=False)
+    seconds = time.monotonic() - t0
+    return {"root": root, "course": course, "week": week, "variants": vs, "before": before,
+            "results": {r.student: r for r in results}, "seconds": seconds, "tw": tw}
+
+
+NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "edited_tests_and_points",
+         "deleted_tests", "stripped_metadata", "rebind_allclose", "replace_checker_module", "replace_compare_only",
+         "sys_exit", "os_exit", "course_files", "torch_py_beside", "network", "detached_process",
+         "custom_exception_handler", "input_transformer", "huge_output", "fake_success"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_graded_correctly_and_flagged(battery, name):
+    v = battery["variants"][name]
+    r = battery["results"][name]
+    got = {t.test: t.points for t in r.tests}
+    detail = "\n".join(f"  {t.test}: {t.points} {t.status} {t.message}" for t in r.tests) + f"\n  flags: {r.flags}"
+    assert got == v.expected, f"{name}: points {got}, expected {v.expected}\n{detail}"
+    assert r.status in v.status, f"{name}: status {r.status}, expected one of {v.status}\n{detail}"
+    if v.flag:
+        text = " ".join(r.flags + [t.message for t in r.tests])
+        assert v.flag in text, f"{name}: no '{v.flag}' in the report\n{detail}"
+    if r.status == "ok" and name not in ("huge_output",):
+        assert not r.flags, f"{name}: unexpected flags {r.flags}"
+
+
+def test_battery_is_fast_enough(battery):
+    n = len(battery["results"])
+    print(f"\n{n} hostile submissions graded in {battery['seconds']:.1f} s with {OPTS['workers']} workers")
+    assert battery["seconds"] < 240
+
+
+def test_sandbox_saw_nothing_and_left_nothing(battery):
+    root = battery["root"]
+    auto = root / "autograded"
+    text = _outputs(auto / "course_files" / WEEK / f"{WEEK}.ipynb")
+    assert "READ " not in text and "WROTE " not in text, "a kernel read or wrote the course folder"
+    assert "FileNotFoundError" in text
+    net = _outputs(auto / "network" / WEEK / f"{WEEK}.ipynb")
+    assert "CONNECTED" not in net and "OSError" in net
+    time.sleep(6)  # the detached process would act 4 s after it started
+    assert _snapshot(root) == battery["before"], "the course folder changed"
+    assert not list(root.rglob("pwned*")), "a kernel wrote outside its sandbox"
+    db = sqlite3.connect(root / "gradebook.db")
+    assert db.execute("select max(auto_score) from grade").fetchone()[0] <= 2
+    uid0 = grader.Options().uid_base
+    left = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if os.stat(p).st_uid >= uid0:
+                    left.append(p.name)
+            except OSError:
+                pass
+    assert not left, f"student processes outlived grading: {left}"
+
+
+def test_gradebook_and_export_agree_with_report(battery):
+    from nbgrader.api import Gradebook
+
+    course = battery["course"]
+    with Gradebook(course.db_url) as gb:
+        for name, r in battery["results"].items():
+            sub = gb.find_submission(WEEK, name)
+            assert sub.score == pytest.approx(r.score), name
+            assert sub.max_score == pytest.approx(r.max_score), name
+
+
+def test_feedback_hides_hidden_tests(battery):
+    from mi_course.grading.feedback import write_feedback
+
+    course = battery["course"]
+    paths = write_feedback(course, WEEK)
+    assert len(paths) == len(battery["results"])
+    hidden = []
+    for _, src in battery["week"].tests.values():
+        inside = src.split("### BEGIN HIDDEN TESTS")[1:]
+        hidden += [line.strip() for part in inside for line in part.split("### END HIDDEN TESTS")[0].splitlines()
+                   if line.strip()]
+    assert hidden
+    for p in paths:
+        html = p.read_text()
+        for line in hidden:
+            assert line not in html, f"{p} shows hidden test source: {line}"
+        assert "Traceback" not in html and "seed=11" not in html
+    correct = (course.root / "feedback" / "correct" / WEEK / f"{WEEK}.html").read_text()
+    assert "3 / 3" in correct
+
+
+def test_serial_plain_folder_and_regrade_agree(battery, tmp_path):
+    """Grading again, serially, from a plain folder of <student>.ipynb: same grades; and a
+    changed submission gets its new grade (nothing stale)."""
+    root, course = battery["root"], battery["course"]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    names = ["correct", "fake_success", "os_exit"]
+    for n in names:
+        shutil.copy(root / "submitted" / n / WEEK / f"{WEEK}.ipynb", flat / f"{n}.ipynb")
+    nbformat.write(battery["variants"]["blank"].nb, flat / "huge_output.ipynb")  # resubmitted blank
+    serial = {r.student: r for r in grader.grade_week(course, WEEK, flat, grader.Options(**{**OPTS, "workers": 1}),
+                                                       progress=False)}
+    for n in names:
+        a, b = battery["results"][n], serial[n]
+        assert [(t.test, t.points, t.status) for t in a.tests] == [(t.test, t.points, t.status) for t in b.tests], n
+        assert a.status == b.status
+    assert serial["huge_output"].score == 0
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url) as gb:
+        assert gb.find_submission(WEEK, "huge_output").score == 0
+        assert gb.find_submission(WEEK, "correct").score == battery["results"]["correct"].score
