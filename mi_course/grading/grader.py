@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class Options:
     uid_base: int = 1_900_000_000  # sandbox uids: uid_base + worker slot (no passwd entry needed)
     threads: int = 1  # torch/OpenMP threads per kernel
     grace: float = 3.0  # seconds a cell gets to stop after an interrupt before its kernel is killed
+    zygote: bool = True  # fork kernels from a warm process (torch imported once) when the sandbox is complete
 
 
 @dataclass
@@ -107,7 +109,7 @@ def find_submissions(course: Course, week: str, trusted: TrustedWeek,
 
 # -- running a notebook ----------------------------------------------------------------------
 def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot: int, scratch: Path,
-              on_cell=None) -> tuple[list[CellRun], Path, str]:
+              on_cell=None, zygote=None) -> tuple[list[CellRun], Path, str]:
     """Run ``cells`` in a fresh sandboxed kernel; returns the runs, records folder and nonce.
 
     ``on_cell(i, run, records, nonce)`` is called after each cell (the kernel still lives).
@@ -121,7 +123,7 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
     recs.chmod(0o700)
     runs: list[CellRun] = []
     uid = opts.uid_base + slot
-    with SandboxedKernel(work, recs, root, uid, nonce, opts.limits, caps, opts.threads) as k:
+    with SandboxedKernel(work, recs, root, uid, nonce, opts.limits, caps, opts.threads, zygote) as k:
         try:
             k.start()
         except KernelDied as err:
@@ -142,7 +144,7 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
 
 
 def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
-              scratch: Path) -> dict[str, dict[str, list[tuple[str, int]]]]:
+              scratch: Path, zygote=None) -> dict[str, dict[str, list[tuple[str, int]]]]:
     """Run each solution notebook once: which records must each test cell produce?
 
     Also proves that the solution passes its own tests, judged the trusted way.
@@ -159,7 +161,8 @@ def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
                 per_cell[p.code[i].grade_id] = sorted(now - seen)
             seen |= now
 
-        runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, 0, scratch / f"calibrate-{name}", after)
+        runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, 0, scratch / f"calibrate-{name}", after,
+                                      zygote)
         problems = []
         for cell, run in zip(p.code, runs):
             if run.status != "ok":
@@ -181,11 +184,11 @@ def _memory(run: CellRun) -> bool:
 
 
 def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, opts: Options,
-                   caps: sandbox.Capabilities, slot: int, scratch: Path):
+                   caps: sandbox.Capabilities, slot: int, scratch: Path, zygote=None):
     """Grade one submitted notebook; returns (tests, flags, graded notebook)."""
     source, release = trusted.notebooks[name]
     p = assemble.plan(student_nb, source, release)
-    runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, slot, scratch)
+    runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, slot, scratch, zygote=zygote)
     flags = [f"{name}: {f}" for f in p.flags]
     tests = []
     for cell, run in zip(p.code, runs):
@@ -254,7 +257,7 @@ def _status(sub: SubmissionResult) -> str:
 
 def grade_submission(student: str, files: dict[str, Path | None], trusted: TrustedWeek, expected: dict,
                      opts: Options, caps: sandbox.Capabilities, slot: int, scratch: Path,
-                     out_dir: Path | None) -> SubmissionResult:
+                     out_dir: Path | None, zygote=None) -> SubmissionResult:
     t0 = time.monotonic()
     sub = SubmissionResult(student, trusted.name)
     for name in sorted(trusted.notebooks):
@@ -273,7 +276,7 @@ def grade_submission(student: str, files: dict[str, Path | None], trusted: Trust
             sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err), "not graded: " + str(err))
                           for c in blank]
             continue
-        tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name)
+        tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name, zygote)
         sub.tests += tests
         sub.flags += flags
         if out_dir is not None:
@@ -303,8 +306,16 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
     base = Path(tempfile.mkdtemp(prefix="mi-grade-"))
     base.chmod(0o711)
     results: list[SubmissionResult] = []
+    zygote = None
+    if opts.zygote and caps.full:
+        from mi_course.grading.zygote import Zygote
+
+        try:
+            zygote = Zygote()
+        except Exception as err:  # noqa: BLE001
+            warnings.warn(f"no warm kernel start ({err}); starting each kernel from scratch", RuntimeWarning)
     try:
-        expected = calibrate(trusted, opts, caps, base)
+        expected = calibrate(trusted, opts, caps, base, zygote)
         slots = list(range(1, max(1, opts.workers) + 1))
         import queue
 
@@ -319,7 +330,8 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
                 out = course.root / course.autograded / student / week
                 if out.exists():
                     shutil.rmtree(out)
-                return grade_submission(student, subs[student], trusted, expected, opts, caps, slot, scratch, out)
+                return grade_submission(student, subs[student], trusted, expected, opts, caps, slot, scratch, out,
+                                        zygote)
             finally:
                 shutil.rmtree(base / f"{slot}-{student}", ignore_errors=True)
                 free.put(slot)
@@ -339,6 +351,8 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
             if book:
                 book.close()
     finally:
+        if zygote is not None:
+            zygote.close()
         shutil.rmtree(base, ignore_errors=True)
     return sorted(results, key=lambda r: r.student)
 

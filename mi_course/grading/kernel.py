@@ -46,10 +46,11 @@ class SandboxedKernel:
     """One student's kernel. Use as a context manager; :meth:`close` kills everything."""
 
     def __init__(self, workdir: Path, records: Path, root: Path, uid: int, nonce: str,
-                 limits: sandbox.Limits, caps: sandbox.Capabilities, threads: int = 1):
+                 limits: sandbox.Limits, caps: sandbox.Capabilities, threads: int = 1, zygote=None):
         self.workdir, self.records, self.root = workdir, records, root
         self.uid, self.nonce, self.limits, self.caps, self.threads = uid, nonce, limits, caps, threads
-        self.proc: subprocess.Popen | None = None
+        self.zygote = zygote  # a mi_course.grading.zygote.Zygote: fork warm kernels instead of exec
+        self.proc = None  # subprocess.Popen or zygote.ForkedProcess
         self.kc: BlockingKernelClient | None = None
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
@@ -66,12 +67,23 @@ class SandboxedKernel:
         if self.caps.drop_user:
             for p in (self.workdir, self.records, self.workdir / "kernel.json"):
                 os.chown(p, self.uid, self.uid)
-        argv = sandbox.kernel_argv(self.root, self.workdir, self.records, self.uid, self.nonce,
-                                   self.limits, self.caps, self.threads)
-        log = open(self.workdir.parent / "sandbox.log", "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True)
-        log.close()
+        if self.zygote is not None:
+            from dataclasses import asdict
+
+            from mi_course.grading.zygote import ForkedProcess
+
+            req = {"root": str(self.root), "workdir": str(self.workdir), "home": sandbox.HOME, "uid": self.uid,
+                   "limits": asdict(self.limits), "env": sandbox.kernel_env(sandbox.RECORDS, self.nonce, self.threads),
+                   "connection_file": f"{sandbox.HOME}/kernel.json",
+                   "mount_script": sandbox.mount_script(self.root, self.workdir, self.records, self.limits)}
+            self.proc = ForkedProcess(self.zygote.spawn(req))
+        else:
+            argv = sandbox.kernel_argv(self.root, self.workdir, self.records, self.uid, self.nonce,
+                                       self.limits, self.caps, self.threads)
+            log = open(self.workdir.parent / "sandbox.log", "wb")
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+            log.close()
         kc = BlockingKernelClient(context=self.ctx)
         kc.load_connection_info({**info, "ip": str(self.workdir / "k")})
         deadline = time.monotonic() + timeout
@@ -120,6 +132,7 @@ class SandboxedKernel:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            self.proc.poll()
         self.ctx.destroy(linger=0)
 
     def __enter__(self) -> "SandboxedKernel":

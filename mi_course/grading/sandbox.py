@@ -6,7 +6,7 @@ Built only from util-linux tools present on every Debian/Ubuntu (``unshare``, ``
 unavailable, :func:`probe` says so and the grader prints a loud warning.
 
 Inside the sandbox the kernel sees only: ``/usr`` and ``/etc`` (read-only), the Python
-installation and the ``mi_course`` package (read-only), an empty home ``/home/student``
+installation and the ``mi_course`` package (read-only, at their own paths), an empty home ``/home/student``
 (its working folder: the notebook's extra files are *not* there), a records folder
 ``/grading`` and fresh ``/tmp``, ``/dev/shm``, ``/proc``.
 """
@@ -27,7 +27,6 @@ import mi_course
 
 HOME = "/home/student"
 RECORDS = "/grading"
-PKG_ROOT = "/opt/mi_course_pkg"
 
 
 @dataclass
@@ -116,7 +115,7 @@ def kernel_env(record_dir: str, nonce: str, threads: int = 1) -> dict[str, str]:
     """The kernel's whole environment (nothing is inherited from the grader)."""
     return {
         "HOME": HOME, "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8", "PYTHONPATH": PKG_ROOT, "PYTHONNOUSERSITE": "1",
+        "LANG": "C.UTF-8", "PYTHONPATH": str(_package_dir().parent), "PYTHONNOUSERSITE": "1",
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TORCH_NUM_THREADS": str(threads),
         "JUPYTER_PLATFORM_DIRS": "1", "IPYTHONDIR": "/tmp/ipython",
@@ -144,7 +143,6 @@ def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, 
     else:  # no private root: paths stay as on the host
         env = kernel_env(str(records), nonce, threads)
         env["HOME"] = str(workdir)
-        env["PYTHONPATH"] = str(_package_dir().parent)
         conn = str(workdir / "kernel.json")
     cmd = ["/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()], py, "-m", "ipykernel_launcher",
            "-f", conn, "--HistoryManager.enabled=False"]
@@ -158,6 +156,15 @@ def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, 
     if not caps.namespaces:
         return cmd
     log = f"{HOME}/kernel.log"
+    lines = mount_script(root, workdir, records, limits)
+    lines.append(f'cd "$R" && exec chroot "$R" /bin/sh -c {_q("cd " + HOME + " && exec " + shlex.join(cmd) + f" >{log} 2>&1")}')
+    return ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
+            "/bin/sh", "-c", "\n".join(lines)]
+
+
+def mount_script(root: Path, workdir: Path, records: Path, limits: Limits) -> list[str]:
+    """Shell lines that build the sandbox's file system on ``root`` (run inside new mount and
+    pid namespaces, as root)."""
     lines = ["set -e", "mount --make-rprivate /", f"R={_q(root)}",
              'mount -t tmpfs -o mode=755,size=16m sandbox "$R"']
     for name in ("bin", "lib", "lib32", "lib64", "sbin", "libx32"):
@@ -168,7 +175,7 @@ def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, 
             lines += _bind(str(p))
     for d in ["/usr", "/etc", *_python_dirs()]:
         lines += _bind(d)
-    lines += _bind(str(_package_dir()), f"{PKG_ROOT}/mi_course")
+    lines += _bind(str(_package_dir()))  # at its own path: modules imported before the sandbox still resolve
     lines += _bind(str(workdir), HOME, ro=False)
     lines += _bind(str(records), RECORDS, ro=False)
     lines += ['mkdir -p "$R/tmp" "$R/dev/shm" "$R/proc"',
@@ -177,9 +184,7 @@ def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, 
               'mount -t proc -o nosuid,nodev,noexec proc "$R/proc"']
     for dev in ("null", "zero", "random", "urandom", "full"):
         lines += [f'touch "$R/dev/{dev}"', f'mount --bind /dev/{dev} "$R/dev/{dev}"']
-    lines.append(f'cd "$R" && exec chroot "$R" /bin/sh -c {_q("cd " + HOME + " && exec " + shlex.join(cmd) + f" >{log} 2>&1")}')
-    return ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
-            "/bin/sh", "-c", "\n".join(lines)]
+    return lines
 
 
 def _bind(src: str, dst: str | None = None, ro: bool = True) -> list[str]:
