@@ -149,9 +149,13 @@ def test_feedback_hides_hidden_tests(battery):
     assert "3 / 3" in correct
 
 
-def test_serial_plain_folder_and_regrade_agree(battery, tmp_path):
-    """Grading again, serially, from a plain folder of <student>.ipynb: same grades; and a
-    changed submission gets its new grade (nothing stale)."""
+def test_cli_serial_plain_folder_and_regrade_agree(battery, tmp_path, capsys):
+    """`mi-course grade` again, serially, from a plain folder of <student>.ipynb: the same grades
+    as the parallel run; a changed submission gets its new grade (nothing stale)."""
+    import csv
+
+    from mi_course import cli
+
     root, course = battery["root"], battery["course"]
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -159,13 +163,19 @@ def test_serial_plain_folder_and_regrade_agree(battery, tmp_path):
     for n in names:
         shutil.copy(root / "submitted" / n / WEEK / f"{WEEK}.ipynb", flat / f"{n}.ipynb")
     nbformat.write(battery["variants"]["blank"].nb, flat / "huge_output.ipynb")  # resubmitted blank
-    serial = {r.student: r for r in grader.grade_week(course, WEEK, flat, grader.Options(**{**OPTS, "workers": 1}),
-                                                       progress=False)}
+    rc = cli.main(["grade", WEEK, str(flat), "--course", str(root), "--workers", "1", "--timeout", "20",
+                   "--report", str(tmp_path / "report")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Grading summary" in out and "kernel-died" in out
+    rows = list(csv.DictReader(open(tmp_path / "report" / "tests.csv")))
+    serial = {(r["student_id"], r["test"]): (float(r["points"]), r["status"]) for r in rows}
     for n in names:
-        a, b = battery["results"][n], serial[n]
-        assert [(t.test, t.points, t.status) for t in a.tests] == [(t.test, t.points, t.status) for t in b.tests], n
-        assert a.status == b.status
-    assert serial["huge_output"].score == 0
+        for t in battery["results"][n].tests:
+            assert serial[(n, t.test)] == (t.points, t.status), (n, t.test)
+    grades = {r["student_id"]: r for r in csv.DictReader(open(tmp_path / "report" / "grades.csv"))}
+    assert grades["os_exit"]["status"] == "kernel-died" and grades["correct"]["status"] == "ok"
+    assert float(grades["huge_output"]["score"]) == 0
     from nbgrader.api import Gradebook
 
     with Gradebook(course.db_url) as gb:
