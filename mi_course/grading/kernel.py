@@ -81,7 +81,7 @@ class SandboxedKernel:
             argv = sandbox.kernel_argv(self.root, self.workdir, self.records, self.uid, self.nonce,
                                        self.limits, self.caps, self.threads)
             log = open(self.workdir.parent / "sandbox.log", "wb")
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.workdir,
                                          start_new_session=True)
             log.close()
         kc = BlockingKernelClient(context=self.ctx)
@@ -124,10 +124,11 @@ class SandboxedKernel:
             except Exception:  # noqa: BLE001
                 pass
         if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            for kill in (lambda: os.killpg(self.proc.pid, signal.SIGKILL), self.proc.kill):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

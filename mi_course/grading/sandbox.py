@@ -81,6 +81,17 @@ def probe() -> Capabilities:
         caps.drop_user = _ok([tools["setpriv"], "--reuid=65534", "--regid=65534", "--clear-groups", "true"])
         if not caps.drop_user:
             caps.problems.append("setpriv cannot change uid")
+    if caps.drop_user and not caps.namespaces:  # without a private root the uid needs access to Python itself
+        argv = [tools["setpriv"], "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/env", "-i",
+                f"PYTHONPATH={_package_dir().parent}", sys.executable, "-c", "import mi_course"]
+        try:
+            ok = subprocess.run(argv, capture_output=True, timeout=60, cwd="/").returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            caps.drop_user = False
+            caps.problems.append(f"an unprivileged user cannot run {sys.executable} (installed under /root?): "
+                                 "student kernels run as root")
     if tools["prlimit"]:
         caps.limits = _ok([tools["prlimit"], "--fsize=1000000", "--core=0", "true"])
         if not caps.limits:
