@@ -1,0 +1,1 @@
+"""Course plumbing: releasing and validating notebooks with nbgrader, building slides."""

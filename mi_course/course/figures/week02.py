@@ -1,0 +1,89 @@
+"""Week 02 figures, computed from the shipped ``attn-only-2l``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import matplotlib.pyplot as plt
+import torch
+
+from mi_course import zoo
+from mi_course.data.induction import repeated_random_tokens
+from mi_course.methods import ablation, circuits, induction
+
+SEQ_LEN = 24
+
+
+@lru_cache(maxsize=1)
+def _model_and_tokens():
+    return zoo.load("attn-only-2l"), repeated_random_tokens(16, SEQ_LEN, 128, seed=7)
+
+
+def head_scores():
+    model, tokens = _model_and_tokens()
+    s = induction.head_scores(model, tokens, SEQ_LEN)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+    for ax, key in zip(axes, ["prev_token", "induction"]):
+        im = ax.imshow(s[key], cmap="Blues", vmin=0, vmax=1)
+        for (l, h), v in zip([(l, h) for l in range(2) for h in range(4)], s[key].flatten()):
+            ax.text(h, l, f"{v:.2f}", ha="center", va="center", color="white" if v > 0.5 else "black")
+        ax.set_title(key.replace("_", "-") + " score")
+        ax.set_xlabel("head"); ax.set_ylabel("layer"); ax.set_xticks(range(4)); ax.set_yticks(range(2))
+    fig.colorbar(im, ax=axes)
+    return fig
+
+
+def induction_pattern():
+    model, tokens = _model_and_tokens()
+    from mi_course.viz.attention import plot_attention
+
+    _, cache = model.run_with_cache(tokens[:1, :17].repeat(1, 1))
+    names = zoo.card("attn-only-2l").token_names
+    toks = [names[t] for t in tokens[0, :17]]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+    plot_attention(cache["pattern", 0][0, 3], toks, "head 0.3 (previous token)", axes[0])
+    t2 = repeated_random_tokens(1, 8, 128, seed=3)
+    _, c2 = model.run_with_cache(t2)
+    plot_attention(c2["pattern", 1][0, 1], [names[t] for t in t2[0]], "head 1.1 on a repeated sequence", axes[1])
+    fig.tight_layout()
+    return fig
+
+
+def ablations():
+    model, tokens = _model_and_tokens()
+    rep = torch.zeros(2, 4)
+    for layer in range(2):
+        for head in range(4):
+            rep[layer, head] = induction.repeated_half_losses(ablation.ablated_head_loss(model, tokens, layer, head), SEQ_LEN)[1]
+    base = induction.repeated_half_losses(induction.per_token_loss(model(tokens), tokens), SEQ_LEN)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    labels = [f"{l}.{h}" for l in range(2) for h in range(4)]
+    ax.bar(labels, rep.flatten(), color=["tab:orange" if l == "0.3" else "tab:blue" for l in labels])
+    ax.axhline(base[1], color="k", ls="--", label=f"no ablation ({base[1]:.2f})")
+    ax.axhline(base[0], color="gray", ls=":", label=f"first (unrepeated) half ({base[0]:.2f})")
+    ax.set_ylabel("loss on repeated half (nats)"); ax.set_xlabel("zero-ablated head"); ax.legend()
+    return fig
+
+
+def composition():
+    model, _ = _model_and_tokens()
+    fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
+    for ax, kind in zip(axes, "QKV"):
+        im = ax.imshow(circuits.composition_scores(model, kind)[0, :, 1, :], cmap="Reds", vmin=0, vmax=0.3)
+        ax.set_title(f"{kind}-composition"); ax.set_xlabel("layer-1 head"); ax.set_ylabel("layer-0 head")
+    fig.colorbar(im, ax=axes)
+    fig.suptitle(f"random baseline {circuits.baseline_composition_score(64, 16):.2f}", y=1.02)
+    return fig
+
+
+def phase_change():
+    """The full run's training history is not shipped; a short rerun from the recipe (seconds)."""
+    from mi_course.training.induction_recipe import Recipe, train
+
+    _, recipe = train(Recipe(steps=700, eval_every=25), progress=False)
+    steps = [h["step"] for h in recipe.history]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(steps, [h["induction_L1"] for h in recipe.history], label="best layer-1 induction score")
+    ax.plot(steps, [h["prev_token_L0"] for h in recipe.history], label="best layer-0 prev-token score")
+    ax.set_xlabel("training step"); ax.set_ylim(0, 1); ax.legend()
+    return fig

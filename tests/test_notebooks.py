@@ -1,0 +1,109 @@
+"""One source of truth: notebooks/ is generated from solutions/, and both grade as they should.
+
+For every week: the source is stripped; notebooks/ equals a fresh nbgrader generation;
+autograding the solution gives full marks; autograding the untouched release gives zero on
+every test and does not crash.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mi_course.course import nbgrader_tools
+
+WEEKS = nbgrader_tools.weeks()
+RUNTIME_BUDGET_S = 90  # per solution notebook, offline on CPU (reported, see below)
+
+
+def test_there_are_weeks():
+    assert "02_induction_heads" in WEEKS
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_solution_is_stripped(week, repo):
+    for nb in (repo / "solutions" / week).glob("*.ipynb"):
+        assert nbgrader_tools.strip_problems(nb) == []
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_release_matches_fresh_generation(week):
+    assert nbgrader_tools.drift(week) == []
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_exercises_have_goal_difficulty_time_and_checks(week, repo):
+    for path in (repo / "solutions" / week).glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        solutions = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert solutions and len(tests) >= len(solutions)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        n_ex = text.count("### Exercise")
+        assert n_ex == len(solutions), f"{n_ex} exercise headers for {len(solutions)} solution cells"
+        for word in ("**Goal:**", "**Difficulty:**", "**Time:**", "Hint"):
+            assert text.count(word) >= n_ex, f"{path.name}: every exercise needs {word}"
+        for cell in tests:
+            assert "### BEGIN HIDDEN TESTS" in cell.source and "checks." in cell.source
+            assert cell.metadata["nbgrader"]["points"] > 0
+
+
+def _course(tmp_path: Path, repo: Path, week: str) -> Path:
+    root = tmp_path / "course"
+    (root / "solutions").mkdir(parents=True)
+    shutil.copytree(repo / "solutions" / week, root / "solutions" / week)
+    shutil.copy(repo / "nbgrader_config.py", root / "nbgrader_config.py")
+    return root
+
+
+def _autograde(root: Path, week: str, submissions: dict[str, Path]) -> dict[str, dict[str, float]]:
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    nbgrader_tools.ensure_tools_on_path()
+    cfg = Config()
+    cfg.CourseDirectory.root = str(root)
+    cfg.CourseDirectory.source_directory = "solutions"
+    cfg.CourseDirectory.release_directory = "notebooks"
+    cfg.CourseDirectory.course_id = "mi-course"
+    cfg.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    cfg.Execute.timeout = 120
+    cfg.OverwriteCells.add_missing_cells = True
+    api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+    assert api.generate_assignment(week, force=True)["success"]
+    for student, nb in submissions.items():
+        dest = root / "submitted" / student / week
+        dest.mkdir(parents=True)
+        shutil.copy(nb, dest / nb.name)
+        t = time.time()
+        result = api.autograde(week, student, force=True)
+        print(f"autograde {student}: {time.time() - t:.0f} s")
+        assert result["success"], result["log"][-3000:]
+    scores: dict[str, dict[str, float]] = {}
+    with Gradebook(cfg.CourseDirectory.db_url, "mi-course") as gb:
+        for student in submissions:
+            sub = gb.find_submission(week, student)
+            scores[student] = {g.name: (g.score, g.max_score) for nbk in sub.notebooks for g in nbk.grades if g.max_score}
+    return scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("week", WEEKS)
+def test_autograde_solution_full_marks_and_release_zero(week, repo, tmp_path):
+    root = _course(tmp_path, repo, week)
+    solution = next((repo / "solutions" / week).glob("*.ipynb"))
+    release = repo / "notebooks" / week / solution.name
+    t = time.time()
+    scores = _autograde(root, week, {"solution": solution, "blank": release})
+    print(f"{week}: two autogrades took {time.time() - t:.0f} s")
+    full = scores["solution"]
+    assert full and all(score == max_score for score, max_score in full.values()), full
+    blank = scores["blank"]
+    assert set(blank) == set(full)
+    assert all(score == 0 for score, _ in blank.values()), blank
