@@ -46,6 +46,16 @@ def scratch_course(course_root: Path, week: str, dest: Path, n: int) -> Path:
     return dest
 
 
+def _slowest_cells(folder: Path, k: int = 5) -> list[tuple[float, str]]:
+    times = []
+    for path in folder.glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            info = cell.metadata.get("mi_course", {})
+            if "seconds" in info:
+                times.append((info["seconds"], cell.source.splitlines()[0][:50] if cell.source else ""))
+    return sorted(times, reverse=True)[:k]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--week", default="02")
@@ -64,9 +74,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mi-bench-") as tmp:
         ours = scratch_course(course.root, week, Path(tmp) / "ours", args.n)
         t0 = time.monotonic()
-        res = grader.grade_week(find_course(ours), week, opts=grader.Options(workers=args.workers))
+        timeout = float(course.config().get("Execute", {}).get("timeout", 120) or 120)
+        res = grader.grade_week(find_course(ours), week, opts=grader.Options(workers=args.workers, cell_timeout=timeout))
         t_ours = time.monotonic() - t0
         scores = sorted({r.score for r in res})
+        slow = _slowest_cells(ours / "autograded" / res[0].student / week)
+        print("slowest cells of one submission (s):", slow)
         print(f"mi-course grade: {args.n} submissions in {t_ours:.1f} s with {args.workers} workers "
               f"(scores {scores}, including one calibration run of the solution)")
         t_nbg = None

@@ -161,7 +161,7 @@ def graded_notebook(student: nbformat.NotebookNode, p: Plan, runs: list,
             run = next(it)
             n += 1
             c = nbformat.v4.new_code_cell(cell.source)
-            c.metadata["mi_course"] = {"role": cell.role, "status": run.status}
+            c.metadata["mi_course"] = {"role": cell.role, "status": run.status, "seconds": round(run.seconds, 2)}
             c.outputs = [nbformat.from_dict(o) for o in run.outputs]
             c.execution_count = n
         if cell.grade_id:

@@ -143,6 +143,16 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
     return runs, recs, nonce
 
 
+def _to_run(p: assemble.Plan) -> int:
+    """How many code cells to run: up to the last test cell (later cells cannot change a grade)."""
+    last = max((i for i, c in enumerate(p.code) if c.role == "test"), default=len(p.code) - 1)
+    return last + 1
+
+
+def _skipped(n: int) -> list[CellRun]:
+    return [CellRun("skipped") for _ in range(n)]
+
+
 def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
               scratch: Path, zygote=None) -> dict[str, dict[str, list[tuple[str, int]]]]:
     """Run each solution notebook once: which records must each test cell produce?
@@ -161,11 +171,13 @@ def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
                 per_cell[p.code[i].grade_id] = sorted(now - seen)
             seen |= now
 
-        runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, 0, scratch / f"calibrate-{name}", after,
-                                      zygote)
+        n = _to_run(p)
+        runs, recs, nonce = run_cells([c.source for c in p.code[:n]], opts, caps, 0, scratch / f"calibrate-{name}",
+                                      after, zygote)
+        runs += _skipped(len(p.code) - n)
         problems = []
         for cell, run in zip(p.code, runs):
-            if run.status != "ok":
+            if run.status not in ("ok", "skipped"):
                 problems.append(f"cell '{cell.grade_id or cell.source[:40]}' {run.status}: {run.ename} {run.evalue[:200]}")
             for ex, seed in per_cell.get(cell.grade_id, []) if cell.role == "test" else []:
                 v = records.judge(recs, nonce, ex, seed)
@@ -188,7 +200,9 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
     """Grade one submitted notebook; returns (tests, flags, graded notebook)."""
     source, release = trusted.notebooks[name]
     p = assemble.plan(student_nb, source, release)
-    runs, recs, nonce = run_cells([c.source for c in p.code], opts, caps, slot, scratch, zygote=zygote)
+    n = _to_run(p)
+    runs, recs, nonce = run_cells([c.source for c in p.code[:n]], opts, caps, slot, scratch, zygote=zygote)
+    runs += _skipped(len(p.code) - n)
     flags = [f"{name}: {f}" for f in p.flags]
     tests = []
     for cell, run in zip(p.code, runs):

@@ -81,6 +81,25 @@ def _kernel(req: dict, libc) -> None:
     os._exit(0)
 
 
+def _warm_up() -> None:
+    """Do the slow one-time work of a notebook's first cell (imports, first model build) here,
+    once. Nothing student-visible is kept: the models are discarded."""
+    import importlib
+
+    for mod in ("matplotlib.pyplot", "mi_course.viz", "mi_course.methods", "mi_course.data"):
+        try:
+            importlib.import_module(mod)
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        from mi_course import zoo
+
+        for name in zoo.names():
+            zoo.load(name)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def serve() -> None:
     """Read requests from stdin; fork a sandboxed kernel for each; answer with its pid."""
     os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
@@ -88,7 +107,9 @@ def serve() -> None:
     import ipykernel.kernelapp  # noqa: F401
     from mi_course.grading import records
 
+    torch.set_num_threads(1)  # no OpenMP pool before fork
     records.exercises()  # imports every week's checkers (and what they import)
+    _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
@@ -111,7 +132,8 @@ class Zygote:
     def __init__(self, timeout: float = 120.0):
         self.proc = subprocess.Popen([sys.executable, "-m", "mi_course.grading.zygote"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, "OMP_NUM_THREADS": "1",
+                                     env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                          "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                                           "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
         self.lock = threading.Lock()
         line = self.proc.stdout.readline()
