@@ -80,8 +80,11 @@ def main() -> None:
         scores = sorted({r.score for r in res})
         slow = _slowest_cells(ours / "autograded" / res[0].student / week)
         print("slowest cells of one submission (s):", slow)
+        per_kernel = sum(r.seconds for r in res) / len(res)
         print(f"mi-course grade: {args.n} submissions in {t_ours:.1f} s with {args.workers} workers "
-              f"(scores {scores}, including one calibration run of the solution)")
+              f"(scores {scores}); each submission took {per_kernel:.2f} s in its worker (sandboxed kernel "
+              f"start + notebook); fixed cost per run (release, zygote, calibration): "
+              f"{t_ours - per_kernel * len(res) / args.workers:.1f} s")
         t_nbg = None
         if not args.skip_nbgrader:
             plain = scratch_course(course.root, week, Path(tmp) / "plain", args.n)
