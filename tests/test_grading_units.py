@@ -119,3 +119,17 @@ def test_weak_sandbox_warns_loudly():
     assert sandbox.warn_if_weak(sandbox.Capabilities(True, True, True)) is None
     argv = sandbox.kernel_argv(Path("/r"), Path("/w"), Path("/rec"), 1234, "n", sandbox.Limits(), caps)
     assert argv[0] == "prlimit" and "setpriv" in argv and "unshare" not in argv
+
+
+def test_malformed_cells_do_not_crash_planning():
+    src = solution_notebook()
+    rel = _release(src)
+    student = nbformat.from_dict({"cells": [
+        {"cell_type": "code", "source": ["x = ", 1], "metadata": []},
+        {"cell_type": "code", "metadata": {"nbgrader": {"grade_id": 5}}, "source": "y = 2"},
+        "not a cell",
+        {"cell_type": "weird", "source": "z"},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    p = assemble.plan(student, src, rel)
+    assert [c.source for c in p.code if c.role == "student"] == ["x = 1", "y = 2"]
+    assert any(c.role == "test" for c in p.code)

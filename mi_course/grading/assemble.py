@@ -42,7 +42,7 @@ def nbg(cell) -> dict:
 
 def _src(cell) -> str:
     s = cell.get("source", "")
-    return "".join(s) if isinstance(s, list) else str(s)
+    return "".join(str(x) for x in s) if isinstance(s, list) else str(s)
 
 
 def _same(a: str, b: str) -> bool:

@@ -255,6 +255,16 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
     return tests, flags, assemble.graded_notebook(student_nb, p, runs, source)
 
 
+def _unusable(student: str, trusted: TrustedWeek, reason: str) -> SubmissionResult:
+    sub = SubmissionResult(student, trusted.name, flags=[f"not a readable notebook: {reason}"], status="invalid")
+    for name, (source, _) in sorted(trusted.notebooks.items()):
+        for m in (assemble.nbg(c) for c in source.cells):
+            if m and m.get("grade") and not m.get("solution"):
+                sub.tests.append(TestResult(name, m["grade_id"], 0.0, float(m.get("points") or 0), "not-run",
+                                            reason, "not graded: the submission could not be used"))
+    return sub
+
+
 def _status(sub: SubmissionResult) -> str:
     found = {"invalid"} if any("not a readable notebook" in f or "missing notebook" in f for f in sub.flags) else set()
     statuses = {t.status for t in sub.tests}
@@ -282,6 +292,8 @@ def grade_submission(student: str, files: dict[str, Path | None], trusted: Trust
         try:
             if path is None:
                 raise ValueError("missing notebook")
+            if path.is_symlink():
+                raise ValueError("not a readable notebook: a symbolic link")
             if path.stat().st_size > 64 * 2**20:
                 raise ValueError("not a readable notebook: larger than 64 MB")
             nb = assemble.read_submission(path)
@@ -290,7 +302,14 @@ def grade_submission(student: str, files: dict[str, Path | None], trusted: Trust
             sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err), "not graded: " + str(err))
                           for c in blank]
             continue
-        tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name, zygote)
+        try:
+            tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name, zygote)
+        except Exception as err:  # noqa: BLE001  (a malformed notebook must not stop the others' grading)
+            sub.flags.append(f"{name}: not a readable notebook: the grader could not use it "
+                             f"({type(err).__name__}: {str(err)[:200]})")
+            sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", "could not be graded",
+                                     "not graded: the notebook is malformed") for c in blank]
+            continue
         sub.tests += tests
         sub.flags += flags
         if out_dir is not None:
@@ -344,8 +363,12 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
                 out = course.root / course.autograded / student / week
                 if out.exists():
                     shutil.rmtree(out)
-                return grade_submission(student, subs[student], trusted, expected, opts, caps, slot, scratch, out,
-                                        zygote)
+                try:
+                    return grade_submission(student, subs[student], trusted, expected, opts, caps, slot, scratch,
+                                            out, zygote)
+                except Exception as err:  # noqa: BLE001  (one bad submission never stops the others)
+                    return _unusable(student, trusted, f"the grader could not use this submission "
+                                                       f"({type(err).__name__}: {str(err)[:200]})")
             finally:
                 shutil.rmtree(base / f"{slot}-{student}", ignore_errors=True)
                 free.put(slot)
