@@ -70,7 +70,10 @@ def battery(tmp_path_factory):
     for v in vs.values():
         folder = root / "submitted" / v.name / WEEK
         folder.mkdir(parents=True)
-        nbformat.write(v.nb, folder / f"{WEEK}.ipynb")
+        if v.raw is not None:
+            (folder / f"{WEEK}.ipynb").write_text(v.raw)
+        else:
+            nbformat.write(v.nb, folder / f"{WEEK}.ipynb")
         for name, text in v.extra_files.items():
             (folder / name).write_text(text)
     before = _snapshot(root)
@@ -84,7 +87,7 @@ def battery(tmp_path_factory):
 NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "edited_tests_and_points",
          "deleted_tests", "stripped_metadata", "rebind_allclose", "replace_checker_module", "replace_compare_only",
          "sys_exit", "os_exit", "course_files", "torch_py_beside", "network", "detached_process",
-         "custom_exception_handler", "input_transformer", "huge_output", "fake_success"]
+         "custom_exception_handler", "input_transformer", "huge_output", "fake_success", "not_a_notebook"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,7 +101,7 @@ def test_graded_correctly_and_flagged(battery, name):
     if v.flag:
         text = " ".join(r.flags + [t.message for t in r.tests])
         assert v.flag in text, f"{name}: no '{v.flag}' in the report\n{detail}"
-    if r.status == "ok" and name not in ("huge_output",):
+    if r.status == "ok" and name != "huge_output":
         assert not r.flags, f"{name}: unexpected flags {r.flags}"
 
 
@@ -142,6 +145,18 @@ def test_gradebook_and_export_agree_with_report(battery):
             sub = gb.find_submission(WEEK, name)
             assert sub.score == pytest.approx(r.score), name
             assert sub.max_score == pytest.approx(r.max_score), name
+    import csv
+    import subprocess
+
+    from mi_course.grading.course import tools_on_path
+
+    tools_on_path()
+    out = course.root / "export.csv"
+    subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(out)], cwd=course.root,
+                   check=True, capture_output=True)
+    exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(open(out))
+                if row["assignment"] == WEEK}
+    assert exported == {name: pytest.approx(r.score) for name, r in battery["results"].items()}
 
 
 def test_feedback_hides_hidden_tests(battery):

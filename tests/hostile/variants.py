@@ -23,6 +23,7 @@ class Variant:
     status: set[str]  # acceptable submission statuses
     flag: str = ""  # a substring that must appear in the flags or test messages
     extra_files: dict[str, str] = field(default_factory=dict)
+    raw: str | None = None  # submitted bytes instead of ``nb`` (a broken file)
 
 
 def _meta(cell) -> dict:
@@ -226,6 +227,8 @@ print("x" * 30_000_000)
 for _i in range(20000):
     print(_i)
 """), week.points(), {"ok"}, "truncated"))
+    out.append(Variant("not_a_notebook", week.filled(), zero, {"invalid"}, "not a readable notebook",
+                       raw='{"cells": [{"cell_type": "code", "source": "print(1)"'))
     out.append(_v(week, "fake_success", set_src(a0, week.wrong(0) + """
 print("\\u2714 all cases pass.")
 """), wrong0, {"ok"}))
