@@ -84,7 +84,8 @@ def battery(tmp_path_factory):
             "results": {r.student: r for r in results}, "seconds": seconds, "tw": tw}
 
 
-NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "edited_tests_and_points",
+NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "forked_memory_hogs",
+         "edited_tests_and_points",
          "deleted_tests", "stripped_metadata", "rebind_allclose", "replace_checker_module", "replace_compare_only",
          "sys_exit", "os_exit", "course_files", "torch_py_beside", "network", "detached_process",
          "custom_exception_handler", "input_transformer", "huge_output", "fake_success", "not_a_notebook"]

@@ -73,7 +73,7 @@ class SubmissionResult:
         return sum(t.max_points for t in self.tests)
 
 
-STATUS_ORDER = ["invalid", "kernel-died", "timeout", "memory-limit", "tampered", "ok"]
+STATUS_ORDER = ["invalid", "memory-limit", "kernel-died", "timeout", "tampered", "ok"]
 
 
 # -- finding submissions ---------------------------------------------------------------------
@@ -109,11 +109,12 @@ def find_submissions(course: Course, week: str, trusted: TrustedWeek,
 
 # -- running a notebook ----------------------------------------------------------------------
 def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot: int, scratch: Path,
-              on_cell=None, zygote=None) -> tuple[list[CellRun], Path, str]:
+              on_cell=None, zygote=None) -> tuple[list[CellRun], Path, str, bool]:
     """Run ``cells`` in a fresh sandboxed kernel; returns the runs, records folder and nonce.
 
     ``on_cell(i, run, records, nonce)`` is called after each cell (the kernel still lives).
-    The kernel and all its processes are dead when this returns.
+    The kernel and all its processes are dead when this returns; the last value says whether
+    the sandbox's memory cgroup killed a process.
     """
     nonce = secrets.token_hex(12)
     work, recs, root = scratch / "work", scratch / "records", scratch / "root"
@@ -127,7 +128,8 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
         try:
             k.start()
         except KernelDied as err:
-            return [CellRun("dead", evalue=str(err)[:500]) for _ in cells], recs, nonce
+            k.close()
+            return [CellRun("dead", evalue=str(err)[:500]) for _ in cells], recs, nonce, k.oom_killed
         deadline = time.monotonic() + opts.notebook_timeout
         for i, code in enumerate(cells):
             left = deadline - time.monotonic()
@@ -140,7 +142,7 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
             runs.append(run)
             if on_cell:
                 on_cell(i, run, recs, nonce)
-    return runs, recs, nonce
+    return runs, recs, nonce, k.oom_killed
 
 
 def _to_run(p: assemble.Plan) -> int:
@@ -172,7 +174,7 @@ def calibrate(trusted: TrustedWeek, opts: Options, caps: sandbox.Capabilities,
             seen |= now
 
         n = _to_run(p)
-        runs, recs, nonce = run_cells([c.source for c in p.code[:n]], opts, caps, 0, scratch / f"calibrate-{name}",
+        runs, recs, nonce, _ = run_cells([c.source for c in p.code[:n]], opts, caps, 0, scratch / f"calibrate-{name}",
                                       after, zygote)
         runs += _skipped(len(p.code) - n)
         problems = []
@@ -201,7 +203,7 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
     source, release = trusted.notebooks[name]
     p = assemble.plan(student_nb, source, release)
     n = _to_run(p)
-    runs, recs, nonce = run_cells([c.source for c in p.code[:n]], opts, caps, slot, scratch, zygote=zygote)
+    runs, recs, nonce, oom = run_cells([c.source for c in p.code[:n]], opts, caps, slot, scratch, zygote=zygote)
     runs += _skipped(len(p.code) - n)
     flags = [f"{name}: {f}" for f in p.flags]
     tests = []
@@ -246,6 +248,9 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
         flags.append(f"{name}: the kernel died")
     if any(_memory(r) for r in runs):
         flags.append(f"{name}: a cell hit the memory limit ({opts.limits.memory_mb} MB)")
+    if oom:
+        flags.append(f"{name}: a process was killed at the memory limit ({opts.limits.memory_mb} MB for the "
+                     "whole sandbox)")
     for cell, run in zip(p.code, runs):
         if run.status == "timeout":
             flags.append(f"{name}: a {cell.role} cell ran past the time limit"

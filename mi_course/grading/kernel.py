@@ -51,6 +51,8 @@ class SandboxedKernel:
         self.uid, self.nonce, self.limits, self.caps, self.threads = uid, nonce, limits, caps, threads
         self.zygote = zygote  # a mi_course.grading.zygote.Zygote: fork warm kernels instead of exec
         self.proc = None  # subprocess.Popen or zygote.ForkedProcess
+        self.cgroup = None
+        self.oom_killed = False  # set by close(): the memory cgroup killed a process
         self.kc: BlockingKernelClient | None = None
         self.ctx = zmq.Context()
         self.ctx.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
@@ -67,6 +69,11 @@ class SandboxedKernel:
         if self.caps.drop_user:
             for p in (self.workdir, self.records, self.workdir / "kernel.json"):
                 os.chown(p, self.uid, self.uid)
+        if self.caps.memory_cgroup:
+            from mi_course.grading import cgroups
+
+            self.cgroup = cgroups.create(f"mi-grade-{self.nonce}", self.limits.memory_mb)
+        procs = self.cgroup.procs if self.cgroup else None
         if self.zygote is not None:
             from dataclasses import asdict
 
@@ -74,12 +81,12 @@ class SandboxedKernel:
 
             req = {"root": str(self.root), "workdir": str(self.workdir), "home": sandbox.HOME, "uid": self.uid,
                    "limits": asdict(self.limits), "env": sandbox.kernel_env(sandbox.RECORDS, self.nonce, self.threads),
-                   "connection_file": f"{sandbox.HOME}/kernel.json",
+                   "connection_file": f"{sandbox.HOME}/kernel.json", "cgroup_procs": procs,
                    "mount_script": sandbox.mount_script(self.root, self.workdir, self.records, self.limits)}
             self.proc = ForkedProcess(self.zygote.spawn(req))
         else:
             argv = sandbox.kernel_argv(self.root, self.workdir, self.records, self.uid, self.nonce,
-                                       self.limits, self.caps, self.threads)
+                                       self.limits, self.caps, self.threads, procs)
             log = open(self.workdir.parent / "sandbox.log", "wb")
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.workdir,
                                          start_new_session=True)
@@ -134,6 +141,10 @@ class SandboxedKernel:
             except subprocess.TimeoutExpired:
                 pass
             self.proc.poll()
+        if self.cgroup is not None:
+            self.oom_killed = self.oom_killed or self.cgroup.oom_killed()
+            self.cgroup.remove()
+            self.cgroup = None
         self.ctx.destroy(linger=0)
 
     def __enter__(self) -> "SandboxedKernel":

@@ -47,6 +47,7 @@ class Capabilities:
     namespaces: bool = False  # unshare --mount --net --pid --ipc --uts + chroot
     drop_user: bool = False  # setpriv to an unprivileged uid
     limits: bool = False  # prlimit
+    memory_cgroup: bool = False  # one memory limit for all the sandbox's processes together
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -92,6 +93,15 @@ def probe() -> Capabilities:
             caps.drop_user = False
             caps.problems.append(f"an unprivileged user cannot run {sys.executable} (installed under /root?): "
                                  "student kernels run as root")
+    if os.geteuid() == 0:
+        from mi_course.grading import cgroups
+
+        cg = cgroups.create(f"mi-grade-probe-{os.getpid()}", 64)
+        caps.memory_cgroup = cg is not None
+        if cg is not None:
+            cg.remove()
+        else:
+            caps.problems.append("no usable memory cgroup: the memory limit holds per process, not per sandbox")
     if tools["prlimit"]:
         caps.limits = _ok([tools["prlimit"], "--fsize=1000000", "--core=0", "true"])
         if not caps.limits:
@@ -101,7 +111,7 @@ def probe() -> Capabilities:
 
 def warn_if_weak(caps: Capabilities) -> str | None:
     """A loud warning text when the sandbox is incomplete (``None`` when it is complete)."""
-    if caps.full:
+    if caps.full and not caps.problems:
         return None
     text = ("!" * 78 + "\nWARNING: the grading sandbox is INCOMPLETE on this machine:\n  - "
             + "\n  - ".join(caps.problems or ["unknown"])
@@ -139,7 +149,7 @@ def _q(s: str | Path) -> str:
 
 
 def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, limits: Limits,
-                caps: Capabilities | None = None, threads: int = 1) -> list[str]:
+                caps: Capabilities | None = None, threads: int = 1, cgroup_procs: str | None = None) -> list[str]:
     """The command that starts one sandboxed ipykernel reading ``<workdir>/kernel.json``.
 
     ``root`` is an empty folder (the sandbox's ``/`` is a tmpfs mounted on it inside the new
@@ -164,10 +174,13 @@ def kernel_argv(root: Path, workdir: Path, records: Path, uid: int, nonce: str, 
         mb = 1024 * 1024
         cmd = ["prlimit", f"--as={limits.memory_mb * mb}", f"--fsize={limits.file_mb * mb}",
                f"--nproc={limits.processes}", f"--nofile={limits.open_files}", "--core=0", "--", *cmd]
+    join = f"echo 0 > {_q(cgroup_procs)}" if cgroup_procs else None
     if not caps.namespaces:
-        return cmd
+        return ["/bin/sh", "-c", f'{join}\nexec "$@"', "sandbox", *cmd] if join else cmd
     log = f"{HOME}/kernel.log"
     lines = mount_script(root, workdir, records, limits)
+    if join:
+        lines.insert(1, join)
     lines.append(f'cd "$R" && exec chroot "$R" /bin/sh -c {_q("cd " + HOME + " && exec " + shlex.join(cmd) + f" >{log} 2>&1")}')
     return ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child=SIGKILL",
             "/bin/sh", "-c", "\n".join(lines)]

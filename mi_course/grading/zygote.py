@@ -31,6 +31,9 @@ def _child(req: dict) -> None:
     """In the forked child: enter new namespaces, fork the kernel as pid 1, wait for it."""
     libc = _libc()
     os.setsid()
+    if req.get("cgroup_procs"):  # before anything else: every later process is inside the memory limit
+        with open(req["cgroup_procs"], "w") as fh:
+            fh.write("0")
     if libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET) != 0:
         os._exit(70)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores SIGCHLD; this process must wait

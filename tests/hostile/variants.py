@@ -117,6 +117,12 @@ def {f0}(*args, **kwargs):
             if _meta(c).get("grade") and not _meta(c).get("solution"):
                 c.source = "print('all tests pass')"
                 c.metadata["nbgrader"]["points"] = 100
+    out.append(_v(week, "forked_memory_hogs", set_src(a0, week.solved[a0] + """
+import subprocess, sys
+_hogs = [subprocess.Popen([sys.executable, "-c", "import time; b = b'x' * (1600 * 2**20); time.sleep(3)"])
+         for _ in range(3)]
+print([h.wait() for h in _hogs])
+"""), week.points(), {"memory-limit"}, "killed at the memory limit"))
     out.append(_v(week, "edited_tests_and_points", edit_tests, wrong0, {"tampered"}, "points of"))
 
     def delete_tests(nb):
