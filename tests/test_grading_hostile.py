@@ -200,7 +200,8 @@ def test_cli_serial_plain_folder_and_regrade_agree(battery, tmp_path, capsys):
                    "--report", str(tmp_path / "report")])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "Grading summary" in out and "kernel-died" in out
+    assert "Grading summary" in out and "kernel-died" in out and "sandbox: complete" in out
+    assert "sandbox: complete" in (tmp_path / "report" / "summary.md").read_text()
     rows = list(csv.DictReader(open(tmp_path / "report" / "tests.csv")))
     serial = {(r["student_id"], r["test"]): (float(r["points"]), r["status"]) for r in rows}
     for n in names:

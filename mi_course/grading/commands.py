@@ -12,7 +12,7 @@ def add_grade_args(p) -> None:
     p.add_argument("submissions", nargs="?", default=None,
                    help="submissions folder: nbgrader's <student>/<week>/ layout or <student>.ipynb files "
                         "(default: the course's submitted/)")
-    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT or the current folder)")
+    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT, the current folder, or this repository)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="kernels at a time (default: cores)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds per cell (default: the course's c.Execute.timeout, else 60)")
@@ -36,9 +36,16 @@ def cmd_grade(args) -> int:
     results = grader.grade_week(course, args.week, args.submissions, opts, write_gradebook=not args.no_gradebook)
     week = course.week(args.week)
     folder = Path(args.report) if args.report else course.root / "reports" / week
-    paths = report.write(results, folder)
-    warning = sandbox.warn_if_weak(sandbox.probe())
-    print(report.summary(results))
+    caps = sandbox.probe()
+    sandbox_note = ("sandbox: complete (namespaces, private root, unprivileged uid, rlimits"
+                    + (", memory cgroup)" if caps.memory_cgroup else ")")
+                    if caps.full else "sandbox: INCOMPLETE")
+    notes = [sandbox_note, *[f"sandbox problem: {p}" for p in caps.problems],
+             f"limits: {opts.cell_timeout:g} s per cell, {opts.notebook_timeout:g} s per notebook, "
+             f"{opts.limits.memory_mb} MB memory; {opts.workers} workers"]
+    paths = report.write(results, folder, notes)
+    warning = sandbox.warn_if_weak(caps)
+    print(report.summary(results, notes))
     if warning:
         print(warning, file=sys.stderr)
     print(f"report: {paths['grades']}, {paths['tests']}, {paths['summary']}")
@@ -49,7 +56,7 @@ def cmd_grade(args) -> int:
 
 def add_feedback_args(p) -> None:
     p.add_argument("week", help="week folder or number, e.g. 02")
-    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT or the current folder)")
+    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT, the current folder, or this repository)")
     p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
 
 

@@ -64,7 +64,11 @@ def tools_on_path() -> None:
 
 
 def find_course(root: str | Path | None = None) -> Course:
-    """The course at ``root``, ``$MI_COURSE_ROOT`` or the current folder."""
+    """The course at ``root``, ``$MI_COURSE_ROOT``, the current folder if it has ``solutions/``,
+    else the repository this package lives in."""
+    if root is None and not os.environ.get("MI_COURSE_ROOT") and not (Path.cwd() / "solutions").is_dir():
+        repo = Path(__file__).resolve().parents[2]
+        root = repo if (repo / "solutions").is_dir() else None
     path = Path(root or os.environ.get("MI_COURSE_ROOT") or os.getcwd()).resolve()
     course = Course(path)
     cfg = course.config()

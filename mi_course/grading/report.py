@@ -17,8 +17,9 @@ STATUS_HELP = {
 }
 
 
-def write(results, folder: Path) -> dict[str, Path]:
-    """Write the three report files into ``folder``; returns their paths."""
+def write(results, folder: Path, notes: list[str] | None = None) -> dict[str, Path]:
+    """Write the three report files into ``folder``; returns their paths. ``notes`` (how the
+    grading ran: sandbox, limits) go at the top of the summary."""
     folder.mkdir(parents=True, exist_ok=True)
     tests = sorted({(t.notebook, t.test) for r in results for t in r.tests})
     paths = {"grades": folder / "grades.csv", "tests": folder / "tests.csv", "summary": folder / "summary.md"}
@@ -35,7 +36,7 @@ def write(results, folder: Path) -> dict[str, Path]:
         for r in results:
             for t in r.tests:
                 w.writerow([r.student, t.notebook, t.test, _n(t.points), _n(t.max_points), t.status, t.message])
-    paths["summary"].write_text(summary(results))
+    paths["summary"].write_text(summary(results, notes))
     return paths
 
 
@@ -43,13 +44,13 @@ def _n(x: float) -> str:
     return f"{x:g}"
 
 
-def summary(results) -> str:
+def summary(results, notes: list[str] | None = None) -> str:
     """A readable summary: totals, statuses, and every flagged submission with its reasons."""
     if not results:
         return "# Grading summary\n\nNo submissions.\n"
     week = results[0].week
     counts = Counter(r.status for r in results)
-    lines = [f"# Grading summary: {week}", "",
+    lines = [f"# Grading summary: {week}", "", *[f"- {n}" for n in notes or []], "",
              f"{len(results)} submissions; mean score {sum(r.score for r in results) / len(results):.2f} "
              f"of {results[0].max_score:g}; {sum(r.seconds for r in results):.0f} s of kernel time.", "",
              "| status | submissions | meaning |", "| --- | --- | --- |"]
