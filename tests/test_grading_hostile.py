@@ -84,11 +84,10 @@ def battery(tmp_path_factory):
             "results": {r.student: r for r in results}, "seconds": seconds, "tw": tw}
 
 
-NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "forked_memory_hogs",
-         "edited_tests_and_points",
+NAMES = ["correct", "blank", "infinite_loop", "hang_ignoring_sigint", "memory_hog", "edited_tests_and_points",
          "deleted_tests", "stripped_metadata", "rebind_allclose", "replace_checker_module", "replace_compare_only",
          "sys_exit", "os_exit", "course_files", "torch_py_beside", "network", "detached_process",
-         "custom_exception_handler", "input_transformer", "huge_output", "fake_success", "not_a_notebook"]
+         "custom_exception_handler", "input_transformer", "fill_the_disk", "huge_output", "fake_success", "not_a_notebook"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -118,8 +117,12 @@ def test_sandbox_saw_nothing_and_left_nothing(battery):
     text = _outputs(auto / "course_files" / WEEK / f"{WEEK}.ipynb")
     assert "READ " not in text and "WROTE " not in text, "a kernel read or wrote the course folder"
     assert "FileNotFoundError" in text
+    disk = _outputs(auto / "fill_the_disk" / WEEK / f"{WEEK}.ipynb")
+    assert "stopped: OSError" in disk and int(disk.split("MB written:")[1].split()[0]) <= 128
     net = _outputs(auto / "network" / WEEK / f"{WEEK}.ipynb")
     assert "CONNECTED" not in net and "OSError" in net
+    if sandbox.probe().memory_cgroup:
+        assert "mi-grade-" in net, "the kernel is not in its memory cgroup"
     time.sleep(6)  # the detached process would act 4 s after it started
     assert _snapshot(root) == battery["before"], "the course folder changed"
     assert not list(root.rglob("pwned*")), "a kernel wrote outside its sandbox"

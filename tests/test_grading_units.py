@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -133,3 +134,25 @@ def test_malformed_cells_do_not_crash_planning():
     p = assemble.plan(student, src, rel)
     assert [c.source for c in p.code if c.role == "student"] == ["x = 1", "y = 2"]
     assert any(c.role == "test" for c in p.code)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+def test_memory_cgroup_limits_all_processes_together():
+    """Two processes of 150 MB each do not fit a 200 MB group: one is killed, and it is reported."""
+    import subprocess
+
+    from mi_course.grading import cgroups
+
+    cg = cgroups.create(f"mi-grade-test-{os.getpid()}", 200)
+    if cg is None:
+        pytest.skip("no usable memory cgroup here")
+    try:
+        hog = "import time; b = b'x' * (150 * 2**20); time.sleep(2)"
+        out = subprocess.run(["/bin/sh", "-c", f"echo 0 > {cg.procs}; "
+                              f"{sys.executable} -c \"{hog}\" & {sys.executable} -c \"{hog}\" & wait"],
+                             capture_output=True, text=True, timeout=120)
+        assert "Killed" in out.stderr or cg.oom_killed()
+        assert cg.oom_killed()
+    finally:
+        cg.remove()
+    assert not cg.path.exists()

@@ -120,6 +120,9 @@ def run_cells(cells: list[str], opts: Options, caps: sandbox.Capabilities, slot:
     work, recs, root = scratch / "work", scratch / "records", scratch / "root"
     for d in (work, recs, root):
         d.mkdir(parents=True)
+    if caps.namespaces:  # size-limited: a kernel must not fill the grader's disk
+        sandbox.mount_tmpfs(work, opts.limits.home_mb)
+        sandbox.mount_tmpfs(recs, opts.limits.records_mb)
     work.chmod(0o700)
     recs.chmod(0o700)
     runs: list[CellRun] = []
@@ -375,6 +378,7 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
                     return _unusable(student, trusted, f"the grader could not use this submission "
                                                        f"({type(err).__name__}: {str(err)[:200]})")
             finally:
+                sandbox.unmount_under(base / f"{slot}-{student}")
                 shutil.rmtree(base / f"{slot}-{student}", ignore_errors=True)
                 free.put(slot)
 
@@ -395,6 +399,7 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
     finally:
         if zygote is not None:
             zygote.close()
+        sandbox.unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
     return sorted(results, key=lambda r: r.student)
 

@@ -38,6 +38,8 @@ class Limits:
     processes: int = 256  # processes + threads of the sandbox uid (RLIMIT_NPROC)
     open_files: int = 512
     tmp_mb: int = 256  # size of the private /tmp
+    home_mb: int = 128  # size of the kernel's home (a tmpfs, so a kernel cannot fill the grader's disk)
+    records_mb: int = 128  # size of the records folder (a tmpfs)
 
 
 @dataclass
@@ -217,3 +219,24 @@ def _bind(src: str, dst: str | None = None, ro: bool = True) -> list[str]:
     if ro:
         out.append(f'mount -o remount,bind,ro,nosuid,nodev "$R"{_q(dst)}')
     return out
+
+
+def mount_tmpfs(path: Path, size_mb: int) -> bool:
+    """Mount a size-limited tmpfs on ``path`` (host side); ``False`` when that is not possible."""
+    try:
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=700,nosuid,nodev",
+                               "mi-grade", str(path)], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def unmount_under(path: Path) -> None:
+    """Unmount every mount point at or below ``path`` (deepest first)."""
+    base = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts") as fh:
+            points = [line.split()[1].encode().decode("unicode_escape") for line in fh]
+    except OSError:
+        return
+    for mp in sorted((m for m in points if m == base or m.startswith(base + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True, timeout=20)

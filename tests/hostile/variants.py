@@ -117,12 +117,6 @@ def {f0}(*args, **kwargs):
             if _meta(c).get("grade") and not _meta(c).get("solution"):
                 c.source = "print('all tests pass')"
                 c.metadata["nbgrader"]["points"] = 100
-    out.append(_v(week, "forked_memory_hogs", set_src(a0, week.solved[a0] + """
-import subprocess, sys
-_hogs = [subprocess.Popen([sys.executable, "-c", "import time; b = b'x' * (1600 * 2**20); time.sleep(3)"])
-         for _ in range(3)]
-print([h.wait() for h in _hogs])
-"""), week.points(), {"memory-limit"}, "killed at the memory limit"))
     out.append(_v(week, "edited_tests_and_points", edit_tests, wrong0, {"tampered"}, "points of"))
 
     def delete_tests(nb):
@@ -197,6 +191,7 @@ for _host in [("1.1.1.1", 80), ("127.0.0.1", 22), ("localhost", 8888)]:
     except Exception as err:
         _net.append(type(err).__name__)
 print(_net)
+print(open("/proc/self/cgroup").read())
 """), week.points(), {"ok"}))
     out.append(_v(week, "detached_process", set_src(a0, week.solved[a0] + f"""
 import subprocess, sys
@@ -228,6 +223,19 @@ sys.excepthook = lambda *a: None
     out.append(_v(week, "input_transformer", set_src(a0, week.wrong(0) + """
 get_ipython().input_transformers_cleanup.append(lambda lines: ["pass\\n"])
 """), zero, {"tampered"}, "recorded nothing"))
+    out.append(_v(week, "fill_the_disk", set_src(a0, week.solved[a0] + """
+import os
+_written = 0
+for _i in range(40):
+    try:
+        with open(os.path.expanduser(f"~/fill{_i}.bin"), "wb") as fh:
+            fh.write(b"x" * (32 * 2**20))
+        _written += 32
+    except OSError as err:
+        print("stopped:", type(err).__name__)
+        break
+print("MB written:", _written)
+"""), week.points(), {"ok"}))
     out.append(_v(week, "huge_output", set_src(a0, week.solved[a0] + """
 print("x" * 30_000_000)
 for _i in range(20000):
