@@ -22,6 +22,13 @@ from mi_course.grading.course import Course, TrustedWeek
 from mi_course.grading.grader import RESULT_FILE
 
 
+def _markdown(text: str) -> str:
+    """Markdown to HTML with raw HTML escaped (a student's markdown cannot inject scripts)."""
+    import mistune
+
+    return mistune.create_markdown(escape=True)(text)
+
+
 def _released(trusted: TrustedWeek, name: str) -> dict[str, str]:
     release = trusted.notebooks[name][1]
     return {assemble.nbg(c)["grade_id"]: assemble._src(c) for c in release.cells if assemble.nbg(c)}
@@ -53,7 +60,7 @@ def page(student: str, week: str, name: str, graded: nbformat.NotebookNode, resu
         gid, role = info.get("grade_id", ""), info.get("role", "markdown")
         if cell.cell_type == "markdown":
             text = released.get(gid, cell.source) if gid else cell.source
-            parts.append(f"<div><pre style='background:none'>{e(text)}</pre></div>")
+            parts.append(f"<div>{_markdown(text)}</div>")
         elif role in ("answer", "student"):
             parts.append(f"<pre>{e(cell.source)}</pre>")
         elif role == "locked":
