@@ -76,6 +76,8 @@ def battery(tmp_path_factory):
             nbformat.write(v.nb, folder / f"{WEEK}.ipynb")
         for name, text in v.extra_files.items():
             (folder / name).write_text(text)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+        (folder / "submission_secret.txt").write_text(f"secret-{v.name}")
     before = _snapshot(root)
     t0 = time.monotonic()
     results = grader.grade_week(course, WEEK, opts=grader.Options(**OPTS), progress=False)
@@ -180,7 +182,10 @@ def test_feedback_hides_hidden_tests(battery):
         for line in hidden:
             assert line not in html, f"{p} shows hidden test source: {line}"
         assert "Traceback" not in html
-    correct = (course.root / "feedback" / "correct" / WEEK / f"{WEEK}.html").read_text()
+    fb = course.root / "feedback" / "correct" / WEEK
+    assert (fb / "submission_secret.txt").read_text() == "secret-correct"  # for nbgrader release_feedback
+    assert (fb / "timestamp.txt").exists()
+    correct = (fb / f"{WEEK}.html").read_text()
     r = battery["results"]["correct"]
     assert f"Score: <b>{r.score:g} / {r.max_score:g}</b>" in correct and r.score == r.max_score
 

@@ -75,6 +75,14 @@ def page(student: str, week: str, name: str, graded: nbformat.NotebookNode, resu
     return "\n".join(parts)
 
 
+def _copy_exchange_files(submitted: Path, dest: Path) -> None:
+    """``nbgrader release_feedback`` needs the submission's timestamp and secret beside the pages."""
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        src = submitted / name
+        if src.is_file() and not src.is_symlink() and src.stat().st_size < 4096:
+            (dest / name).write_bytes(src.read_bytes())
+
+
 def write_feedback(course: Course, week: str, students: list[str] | None = None) -> list[Path]:
     """Write feedback pages for every graded student of ``week`` (or only ``students``)."""
     from mi_course.grading.course import trusted_week
@@ -93,6 +101,7 @@ def write_feedback(course: Course, week: str, students: list[str] | None = None)
         result = json.loads((folder / RESULT_FILE).read_text())
         dest = course.root / course.feedback / student / week
         dest.mkdir(parents=True, exist_ok=True)
+        _copy_exchange_files(course.root / course.submitted / student / week, dest)
         for name in sorted(trusted.notebooks):
             path = folder / f"{name}.ipynb"
             nb = nbformat.read(path, as_version=4) if path.exists() else nbformat.v4.new_notebook()
