@@ -352,7 +352,7 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
         from mi_course.grading.zygote import Zygote
 
         try:
-            zygote = Zygote()
+            zygote = Zygote(_week_models(trusted))
         except Exception as err:  # noqa: BLE001
             warnings.warn(f"no warm kernel start ({err}); starting each kernel from scratch", RuntimeWarning)
     try:
@@ -402,6 +402,14 @@ def grade_week(course: Course, week: str, where: str | Path | None = None, opts:
         sandbox.unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
     return sorted(results, key=lambda r: r.student)
+
+
+def _week_models(trusted: TrustedWeek) -> list[str]:
+    """Zoo models the week's notebooks mention (warmed up once in the zygote)."""
+    from mi_course import zoo
+
+    text = " ".join(assemble._src(c) for source, _ in trusted.notebooks.values() for c in source.cells)
+    return [name for name in zoo.names() if f'"{name}"' in text or f"'{name}'" in text]
 
 
 def _timestamp(course: Course, where, student: str, week: str) -> str | None:

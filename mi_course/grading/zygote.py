@@ -84,9 +84,9 @@ def _kernel(req: dict, libc) -> None:
     os._exit(0)
 
 
-def _warm_up() -> None:
-    """Do the slow one-time work of a notebook's first cell (imports, first model build) here,
-    once. Nothing student-visible is kept: the models are discarded."""
+def _warm_up(models: list[str]) -> None:
+    """Do the slow one-time work of a notebook's first cell (imports, first build of the week's
+    zoo models) here, once. Nothing student-visible is kept: the models are discarded."""
     import importlib
 
     for mod in ("matplotlib.pyplot", "mi_course.viz", "mi_course.methods", "mi_course.data"):
@@ -97,8 +97,9 @@ def _warm_up() -> None:
     try:
         from mi_course import zoo
 
-        for name in zoo.names():
-            zoo.load(name)
+        for name in models:
+            if name in zoo.names():
+                zoo.load(name)
     except Exception:  # noqa: BLE001
         pass
 
@@ -112,7 +113,7 @@ def serve() -> None:
 
     torch.set_num_threads(1)  # no OpenMP pool before fork
     records.exercises()  # imports every week's checkers (and what they import)
-    _warm_up()
+    _warm_up([m for m in (sys.argv[1] if len(sys.argv) > 1 else "").split(",") if m])
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
@@ -132,8 +133,9 @@ def serve() -> None:
 class Zygote:
     """The grader's handle on a zygote process (thread-safe)."""
 
-    def __init__(self, timeout: float = 120.0):
-        self.proc = subprocess.Popen([sys.executable, "-m", "mi_course.grading.zygote"], stdin=subprocess.PIPE,
+    def __init__(self, models: list[str] | None = None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "mi_course.grading.zygote", ",".join(models or [])],
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                      env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                                           "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
