@@ -6,4 +6,5 @@ short smoke version of every recipe.
 
 RECIPES = {
     "attn-only-2l": "mi_course.training.induction_recipe",
+    "ioi-lm": "mi_course.training.ioi_recipe",
 }
