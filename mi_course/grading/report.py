@@ -21,7 +21,7 @@ def write(results, folder: Path, notes: list[str] | None = None) -> dict[str, Pa
     """Write the three report files into ``folder``; returns their paths. ``notes`` (how the
     grading ran: sandbox, limits) go at the top of the summary."""
     folder.mkdir(parents=True, exist_ok=True)
-    tests = sorted({(t.notebook, t.test) for r in results for t in r.tests})
+    tests = list(dict.fromkeys((t.notebook, t.test) for r in results for t in r.tests))  # notebook order
     paths = {"grades": folder / "grades.csv", "tests": folder / "tests.csv", "summary": folder / "summary.md"}
     with open(paths["grades"], "w", newline="") as fh:
         w = csv.writer(fh)
@@ -56,7 +56,7 @@ def summary(results, notes: list[str] | None = None) -> str:
              "| status | submissions | meaning |", "| --- | --- | --- |"]
     for status, n in counts.most_common():
         lines.append(f"| {status} | {n} | {STATUS_HELP.get(status, '')} |")
-    tests = sorted({(t.notebook, t.test) for r in results for t in r.tests})
+    tests = list(dict.fromkeys((t.notebook, t.test) for r in results for t in r.tests))  # notebook order
     lines += ["", "| test | passed | failed | other |", "| --- | --- | --- | --- |"]
     for nb, tid in tests:
         st = Counter(t.status for r in results for t in r.tests if (t.notebook, t.test) == (nb, tid))
