@@ -88,12 +88,22 @@ def cmd_slides(args) -> int:
     return 0
 
 
+def _grading():
+    from mi_course.grading import commands
+
+    return commands
+
+
 COMMANDS = {
     "models": (cmd_models, "list the zoo's models with their cards", lambda p: None),
     "train": (cmd_train, "train a zoo model from its recipe", _add_train),
     "release": (cmd_release, "regenerate notebooks/ from solutions/ (nbgrader)", _add_week),
     "validate": (cmd_validate, "check notebooks/ against solutions/ and run the solutions", _add_validate),
     "slides": (cmd_slides, "build a week's slide deck into a self-contained HTML file", _add_week),
+    "grade": (lambda a: _grading().cmd_grade(a), "grade a week's submissions in sandboxed kernels",
+              lambda p: _grading().add_grade_args(p)),
+    "feedback": (lambda a: _grading().cmd_feedback(a), "write students' feedback pages (no hidden tests)",
+                 lambda p: _grading().add_feedback_args(p)),
 }
 
 

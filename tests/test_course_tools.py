@@ -75,3 +75,14 @@ def test_slides_build_offline(scratch, capsys):
     assert html.count("<section>") >= 8
     assert html.count("data:image/png;base64,") >= 5
     assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_validate_runs_solutions_and_reports_a_failing_one(scratch, capsys):
+    week = scratch / "solutions" / "98_broken"
+    week.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("assert x == 2, 'wrong'")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, week / "98_broken.ipynb")
+    assert main(["release", "98"]) == 0
+    assert main(["validate", "98"]) == 1
+    assert "does not pass its own tests" in capsys.readouterr().err

@@ -73,3 +73,15 @@ def test_bad_inputs_are_clear(attn_model):
         attention.attention_pattern(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4))
     with pytest.raises(InputError, match="mode must be"):
         ablation.ablate_heads(attn_model, torch.zeros(1, 5, dtype=torch.long), [(0, 0)], mode="bogus")
+
+
+def test_direct_path_claim(attn_model):
+    """Prose: the direct path's diagonal is slightly negative; the induction heads' OV diagonals stand out."""
+    def diagonal_z(t):
+        return ((t.diagonal().mean() - t.mean()) / t.std()).item()
+
+    assert -3 < diagonal_z((attn_model.W_E @ attn_model.W_U)[1:, 1:]) < 0
+    for head in range(4):
+        w = circuits.head_weights(attn_model, 1, head)
+        ov = circuits.full_ov_circuit(attn_model.W_E, w["W_V"], w["W_O"], attn_model.W_U).AB[1:, 1:]
+        assert diagonal_z(ov) > 2

@@ -62,31 +62,22 @@ def _course(tmp_path: Path, repo: Path, week: str) -> Path:
 
 def _autograde(root: Path, week: str, submissions: dict[str, Path]) -> dict[str, dict[str, float]]:
     from nbgrader.api import Gradebook
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
 
-    nbgrader_tools.ensure_tools_on_path()
-    cfg = Config()
-    cfg.CourseDirectory.root = str(root)
-    cfg.CourseDirectory.source_directory = "solutions"
-    cfg.CourseDirectory.release_directory = "notebooks"
-    cfg.CourseDirectory.course_id = "mi-course"
-    cfg.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    cfg.Execute.timeout = 120
-    cfg.OverwriteCells.add_missing_cells = True
-    api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+    api = nbgrader_tools.nbgrader_api(root)
+    db_url = api.coursedir.db_url
     assert api.generate_assignment(week, force=True)["success"]
     for student, nb in submissions.items():
         dest = root / "submitted" / student / week
         dest.mkdir(parents=True)
         shutil.copy(nb, dest / nb.name)
+        # an extra file beside the notebook must never be imported during grading
+        (dest / "torch.py").write_text("raise SystemExit('a submitted torch.py was imported')\n")
         t = time.time()
         result = api.autograde(week, student, force=True)
         print(f"autograde {student}: {time.time() - t:.0f} s")
         assert result["success"], result["log"][-3000:]
     scores: dict[str, dict[str, float]] = {}
-    with Gradebook(cfg.CourseDirectory.db_url, "mi-course") as gb:
+    with Gradebook(db_url, "mi-course") as gb:
         for student in submissions:
             sub = gb.find_submission(week, student)
             scores[student] = {g.name: (g.score, g.max_score) for nbk in sub.notebooks for g in nbk.grades if g.max_score}

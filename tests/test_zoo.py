@@ -90,3 +90,15 @@ def test_cli_error_is_clear(capsys):
 
     assert main(["train", "nope"]) == 2
     assert "Recipes:" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    """`mi-course` is on the PATH of the environment the tests run in (pyproject's [project.scripts])."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "mi-course"
+    assert exe.exists(), "reinstall the project: pip install -e ."
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "release" in out.stdout and "validate" in out.stdout

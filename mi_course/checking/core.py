@@ -243,6 +243,7 @@ def evaluate(ex: Exercise, fn: Callable, seed: int | None = None) -> Verdict:
 
 # --- recording for trusted grading ----------------------------------------------------------
 RECORD_ENV = "MI_COURSE_RECORD_DIR"
+RECORD_NONCE_ENV = "MI_COURSE_RECORD_NONCE"  # per grading run: records from elsewhere are ignored
 
 
 def record_outputs(ex: Exercise, fn: Callable, seed: int) -> None:
@@ -264,8 +265,10 @@ def record_outputs(ex: Exercise, fn: Callable, seed: int) -> None:
         except Exception as err:  # noqa: BLE001
             results.append(("error", f"{type(err).__name__}: {str(err)[:300]}"))
     os.makedirs(out_dir, exist_ok=True)
-    torch.save({"exercise": ex.id, "seed": seed, "results": results},
-               os.path.join(out_dir, f"{ex.id}.{seed}.pt"))
+    nonce = os.environ.get(RECORD_NONCE_ENV, "")
+    path = os.path.join(out_dir, f"{ex.id}.{seed}.{nonce}.pt")
+    torch.save({"exercise": ex.id, "seed": seed, "nonce": nonce, "results": results}, path + ".part")
+    os.replace(path + ".part", path)  # the grader never sees a half-written record
 
 
 def _serializable(x: Any) -> Any:

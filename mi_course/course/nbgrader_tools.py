@@ -95,23 +95,33 @@ def strip_notebook(path: Path) -> bool:
 
 
 # -- generation -----------------------------------------------------------------------------------
-def _generate(week: str, root: Path) -> Path:
-    """Run nbgrader generate_assignment for ``week`` inside course folder ``root``."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
+def course_config(root: Path):
+    """The course's ``nbgrader_config.py`` (from the course root), pointed at course folder ``root``."""
     from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
 
     ensure_tools_on_path()
     cfg = Config()
+    cfg_file = course_root() / "nbgrader_config.py"
+    if cfg_file.exists():
+        cfg.merge(PyFileConfigLoader(cfg_file.name, path=str(cfg_file.parent)).load_config())
     cfg.CourseDirectory.root = str(root)
-    cfg.CourseDirectory.source_directory = "solutions"
-    cfg.CourseDirectory.release_directory = "notebooks"
-    cfg.CourseDirectory.course_id = "mi-course"
-    cfg.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    cfg.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-    coursedir = CourseDirectory(config=cfg)
-    api = NbGraderAPI(coursedir=coursedir, config=cfg)
-    result = api.generate_assignment(week, force=True)
+    cfg.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
+    return cfg
+
+
+def nbgrader_api(root: Path):
+    """An ``NbGraderAPI`` for course folder ``root`` with the course's configuration."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    cfg = course_config(root)
+    return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+
+
+def _generate(week: str, root: Path) -> Path:
+    """Run nbgrader generate_assignment for ``week`` inside course folder ``root``."""
+    result = nbgrader_api(root).generate_assignment(week, force=True)
     if not result["success"]:
         raise RuntimeError(f"nbgrader could not generate {week}:\n{result['log']}\n{result.get('error', '')}")
     return root / "notebooks" / week
