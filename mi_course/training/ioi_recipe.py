@@ -164,7 +164,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
         },
         figures=measure(model),
         token_names=list(ioi.vocabulary()),
-        extra={"history": recipe.history, "tokenizer": "tokenizer.json (mi_course.data.ioi.tokenizer())"},
+        extra={"history": recipe.history, "word_tokenizer": "tokenizer.json = mi_course.data.ioi.tokenizer() (word level), used through mi_course.data.ioi"},
         paper_figures={
             "Wang et al. 2023 (IOI)": "GPT-2 small: mean logit difference 3.55 on the standard prompts; "
                                       "a circuit of 26 heads in 7 classes (28 in the ICLR version); "

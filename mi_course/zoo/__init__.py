@@ -123,6 +123,7 @@ def save_checkpoint(model, card_: ModelCard, folder: Path | None = None) -> Mode
     path = folder / card_.checkpoint
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path))
+    path.chmod(0o644)  # safetensors writes 0600; graders' sandboxed kernels run as another user
     card_.sha256 = sha256_of(path)
     card_.size_bytes = path.stat().st_size
     card_.save(folder)
