@@ -6,11 +6,14 @@
 
 Works with any Python >= 3.10. Set MI_COURSE_TORCH to choose the torch requirement
 (default: torch==2.13.0; where a local CPU wheel of it is configured, pip takes that one).
+`test` also installs Debian's chromium for the real-browser test, but only when run as root
+on a system with apt-get (CI); elsewhere that test skips and says why.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -44,6 +47,19 @@ def setup() -> None:
     stamp.write_text(wanted)
 
 
+def ensure_chromium() -> None:
+    """Best effort, CI only: root + apt-get + no chromium yet -> apt-get install chromium."""
+    if os.path.exists("/usr/bin/chromium") or not shutil.which("apt-get"):
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    cmd = "apt-get update -qq && apt-get install -y -qq chromium"
+    print("+", cmd, flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(cmd, shell=True, env=env).returncode != 0:
+        print("warning: could not install chromium; the real-browser test will skip", flush=True)
+
+
 def main() -> int:
     what = sys.argv[1] if len(sys.argv) > 1 else "course"
     extra = sys.argv[2:]
@@ -53,6 +69,7 @@ def main() -> int:
     setup()
     env = dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1")
     if what == "test":
+        ensure_chromium()
         env.setdefault("HF_HUB_OFFLINE", "1")
         return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT, env=env).returncode
     return subprocess.run([str(PY), "-m", "jupyter", "lab", "notebooks/", *extra], cwd=ROOT, env=env).returncode
