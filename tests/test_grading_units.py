@@ -156,3 +156,13 @@ def test_memory_cgroup_limits_all_processes_together():
     finally:
         cg.remove()
     assert not cg.path.exists()
+
+
+def test_private_tmp_is_mounted_before_binds_so_a_checkout_under_tmp_stays_visible(tmp_path):
+    """A CI checkout (venv and package) under /tmp must be bound on top of the sandbox's private /tmp."""
+    from mi_course.grading import sandbox
+
+    lines = sandbox.mount_script(tmp_path / "root", tmp_path / "work", tmp_path / "rec", sandbox.Limits())
+    tmp_mount = next(i for i, l in enumerate(lines) if l.startswith("mount -t tmpfs") and '"$R/tmp"' in l)
+    binds = [i for i, l in enumerate(lines) if l.startswith("mount --bind")]
+    assert binds and tmp_mount < min(i for i in binds if "/dev/" not in lines[i])

@@ -199,15 +199,17 @@ def mount_script(root: Path, workdir: Path, records: Path, limits: Limits) -> li
             lines.append(f'ln -s {_q(os.readlink(p))} "$R/{name}"')
         elif p.is_dir():
             lines += _bind(str(p))
+    # The private /tmp and /dev/shm come first, so that a Python or a course installed under
+    # /tmp (a CI checkout, say) is bound on top of them instead of being hidden by them.
+    lines += ['mkdir -p "$R/tmp" "$R/dev/shm" "$R/proc"',
+              f'mount -t tmpfs -o mode=1777,size={limits.tmp_mb}m,nosuid,nodev tmp "$R/tmp"',
+              f'mount -t tmpfs -o mode=1777,size={limits.tmp_mb}m,nosuid,nodev shm "$R/dev/shm"',
+              'mount -t proc -o nosuid,nodev,noexec proc "$R/proc"']
     for d in ["/usr", "/etc", *_python_dirs()]:
         lines += _bind(d)
     lines += _bind(str(_package_dir()))  # at its own path: modules imported before the sandbox still resolve
     lines += _bind(str(workdir), HOME, ro=False)
     lines += _bind(str(records), RECORDS, ro=False)
-    lines += ['mkdir -p "$R/tmp" "$R/dev/shm" "$R/proc"',
-              f'mount -t tmpfs -o mode=1777,size={limits.tmp_mb}m,nosuid,nodev tmp "$R/tmp"',
-              f'mount -t tmpfs -o mode=1777,size={limits.tmp_mb}m,nosuid,nodev shm "$R/dev/shm"',
-              'mount -t proc -o nosuid,nodev,noexec proc "$R/proc"']
     for dev in ("null", "zero", "random", "urandom", "full"):
         lines += [f'touch "$R/dev/{dev}"', f'mount --bind /dev/{dev} "$R/dev/{dev}"']
     return lines
