@@ -22,8 +22,11 @@ from mi_course.methods.activation_patching import check_hook_names, check_pair, 
 from mi_course.methods.metrics import Metric, check_metric
 
 
-def gradients(model, tokens: torch.Tensor, metric: Metric, hook_names: list[str]):
-    """``(metric value, {hook: activation}, {hook: d metric / d activation})`` on ``tokens``."""
+def gradients(model, tokens: torch.Tensor, metric: Metric, hook_names: list[str], allow_missing: bool = False):
+    """``(metric value, {hook: activation}, {hook: d metric / d activation})`` on ``tokens``.
+
+    An activation that the metric does not depend on is an error, or, with ``allow_missing``,
+    gets a zero gradient (edge attribution patching scores every node, used or not)."""
     acts: dict[str, torch.Tensor] = {}
 
     def keep(act, hook, name=None):
@@ -41,9 +44,10 @@ def gradients(model, tokens: torch.Tensor, metric: Metric, hook_names: list[str]
                              "(no gradient); compute it with torch, without .item() or .detach().")
         value.backward()
     missing = [n for n in hook_names if n not in acts or acts[n].grad is None]
-    if missing:
+    if missing and not (allow_missing and all(n in acts for n in missing)):
         raise InputError(f"no gradient reached {missing}: is the metric computed from these logits?")
-    grads = {n: acts[n].grad.detach() for n in hook_names}
+    grads = {n: acts[n].grad.detach() if acts[n].grad is not None else torch.zeros_like(acts[n])
+             for n in hook_names}
     model.zero_grad(set_to_none=True)
     return value.detach(), {n: acts[n].detach() for n in hook_names}, grads
 

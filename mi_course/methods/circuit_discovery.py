@@ -25,6 +25,7 @@ import torch
 
 from mi_course.errors import InputError
 from mi_course.methods.activation_patching import check_pair
+from mi_course.methods.attribution_patching import gradients
 from mi_course.methods.components import Component, head, mlp
 from mi_course.methods.metrics import Metric, check_metric
 
@@ -148,24 +149,7 @@ def edge_attribution_patching(
     with torch.no_grad():
         clean_logits, clean_cache = model.run_with_cache(clean_tokens, names_filter=lambda n: n in names)
         m_clean = float(check_metric(metric, clean_logits))
-    acts: dict[str, torch.Tensor] = {}
-
-    def keep(act, hook, n):
-        act.retain_grad()
-        acts[n] = act
-        return act
-
-    fwd = [(n, lambda act, hook, n=n: keep(act, hook, n)) for n in names]
-    model.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=fwd)
-        value = check_metric(metric, logits)
-        if not value.requires_grad:
-            raise InputError("the metric has no gradient: compute it with torch operations (no .item())")
-        value.backward()
-    model.zero_grad(set_to_none=True)
-    corr = {n: a.detach() for n, a in acts.items()}
-    grad = {n: (a.grad.detach() if a.grad is not None else torch.zeros_like(a)) for n, a in acts.items()}
+    value, corr, grad = gradients(model, corrupted_tokens, metric, sorted(names), allow_missing=True)
 
     # gradient w.r.t. the residual stream as each downstream node reads it
     W = {"q": model.W_Q.detach(), "k": model.W_K.detach(), "v": model.W_V.detach()}
