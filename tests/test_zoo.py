@@ -66,7 +66,7 @@ def test_hub_models_fail_fast_offline(name, monkeypatch):
 
 
 def test_recipe_smoke(tmp_path):
-    """A short run of the real recipe: it trains, logs history, and writes a loadable card."""
+    """A short run of the real recipe: it trains, logs history, and writes a checkpoint with its card."""
     from mi_course.training.induction_recipe import Recipe, train
 
     model, recipe = train(Recipe(steps=30, eval_every=10), progress=False)

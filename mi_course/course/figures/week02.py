@@ -37,7 +37,7 @@ def induction_pattern():
     model, tokens = _model_and_tokens()
     from mi_course.viz.attention import plot_attention
 
-    _, cache = model.run_with_cache(tokens[:1, :17].repeat(1, 1))
+    _, cache = model.run_with_cache(tokens[:1, :17])
     names = zoo.card("attn-only-2l").token_names
     toks = [names[t] for t in tokens[0, :17]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
