@@ -1,1 +1,40 @@
-"""Reference implementations of MI methods, one module per idea (find them by paper name)."""
+"""Reference implementations of MI methods: find a method by its paper.
+
+Import every method by its flat name, ``from mi_course.methods import rome``; the files are
+grouped on disk by the course's three blocks (``block1_circuits/``, ``block2_knowledge/``,
+``block3_features/``), and the few modules every block shares sit here at the top
+(``components``: names of hook points and components; ``metrics``; ``toolkit``).
+
+Paper (or idea)                                           module                   week
+--------------------------------------------------------  -----------------------  ----
+Hooks, losses, patching one activation                    toolkit                  00
+Zoom In: An Introduction to Circuits (Olah et al. 2020)   zoom_in                  01
+Attention from first principles (Vaswani et al. 2017)     attention                02
+A Mathematical Framework (Elhage et al. 2021): QK/OV      circuits                 02
+In-context Learning and Induction Heads (Olsson 2022)     induction                02
+FFN layers are key-value memories (Geva et al. 2021/22)   ffn_memories             03
+Logit lens (nostalgebraist 2020), tuned lens (Belrose)    logit_lens               03
+Talking Heads (Merullo et al. 2024)                       talking_heads            04
+Ablation: zero, mean, resample (Wang 2023, Chan 2022)     ablation                 05
+Activation patching (Vig 2020; Meng 2022; Wang 2023)      activation_patching      05
+Path patching (Wang 2023; Goldowsky-Dill 2023)            path_patching            05
+Attribution patching (Nanda 2023; Kramar 2024)            attribution_patching     05
+Edge attribution patching (Syed et al. 2023)              circuit_discovery        05
+Faithfulness, completeness, minimality (Wang 2023)        circuit_evaluation       05
+Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution        05
+The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
+Patching metrics (logit difference, normalised)           metrics                  05
+Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+
+Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
+``block2_knowledge/`` and ``block3_features/`` and a row each to this table.
+"""
+
+from pathlib import Path as _Path
+
+# The block folders are not packages: they extend this package's search path, so every
+# module keeps one flat, paper-named import path (``mi_course.methods.induction``).
+__path__ = list(__path__) + [  # noqa: F821  (set by the import system)
+    str(_Path(__file__).with_name(block))
+    for block in ("block1_circuits", "block2_knowledge", "block3_features")
+]
