@@ -50,40 +50,66 @@ def _add_train(p):
     p.add_argument("--out", default=None, help="folder for checkpoint and card (default: the zoo's own)")
 
 
+def _course(args):
+    from mi_course.course.model import find_course
+
+    return find_course(getattr(args, "course", None))
+
+
 def cmd_release(args) -> int:
     from mi_course.course import nbgrader_tools
 
-    for week in nbgrader_tools.weeks(args.week):
-        nbgrader_tools.release(week)
-        print(f"released {week} -> notebooks/{week}/")
+    course = _course(args)
+    for week in course.weeks(args.week):
+        nbgrader_tools.release(week, course)
+        print(f"released {week} -> {course.release}/{week}/")
     return 0
 
 
 def cmd_validate(args) -> int:
     from mi_course.course import nbgrader_tools
 
-    problems = nbgrader_tools.validate(args.week, run=not args.no_run)
+    course = _course(args)
+    problems = nbgrader_tools.validate(args.week, run=not args.no_run, timeout=args.timeout, course=course)
     for p in problems:
         print(f"FAIL {p}", file=sys.stderr)
     if not problems:
-        print("OK: notebooks/ matches solutions/, solutions are clean" + ("" if args.no_run else " and pass their tests"))
+        print(f"OK: {course.release}/ matches {course.source}/, sources are clean"
+              + ("" if args.no_run else " and pass their tests"))
     return 1 if problems else 0
 
 
 def _add_week(p):
+    from mi_course.course.model import add_course_arg
+
     p.add_argument("week", nargs="?", default=None, help="week folder or number, e.g. 02 (default: all)")
+    add_course_arg(p)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _add_validate(p):
     _add_week(p)
     p.add_argument("--no-run", action="store_true", help="skip executing the solution notebooks")
+    p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="seconds each cell may run (default: c.MiCourse.validate_timeout in nbgrader_config.py, "
+                        "else 600)")
 
 
 def cmd_slides(args) -> int:
-    from mi_course.course import nbgrader_tools, slides
+    from mi_course.course import slides
 
-    for week in nbgrader_tools.weeks(args.week, folder="slides"):
-        out = slides.build(week)
+    course = _course(args)
+    for week in course.weeks(args.week, "slides"):
+        out = slides.build(week, course=course)
         print(f"built {out}")
     return 0
 

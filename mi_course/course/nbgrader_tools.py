@@ -1,5 +1,7 @@
 """Release and validate the course notebooks with nbgrader.
 
+Where things are comes from :mod:`mi_course.course.model` (the course's ``nbgrader_config.py``:
+``solutions/`` and ``notebooks/`` below stand for its source and release directories).
 ``solutions/<week>/<week>.ipynb`` is the only source. ``release`` strips it (outputs,
 execution counts, execution metadata, widget state) and generates ``notebooks/<week>/``
 with nbgrader; ``validate`` checks that ``notebooks/`` equals a fresh generation, that the
@@ -15,44 +17,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import sys
-
 import nbformat
 
+from mi_course.course.model import Course, find_course, tools_on_path
 from mi_course.errors import InputError
 
-REPO = Path(__file__).resolve().parents[2]
+
+def course_root(course: Course | None = None) -> Path:
+    """The course folder (see :func:`mi_course.course.model.find_course`)."""
+    return (course or find_course()).root
 
 
-def course_root() -> Path:
-    """The course folder (the repository root, where ``nbgrader_config.py`` lives)."""
-    env = os.environ.get("MI_COURSE_ROOT")
-    root = Path(env) if env else REPO
-    if not (root / "solutions").is_dir():
-        raise InputError(f"{root} has no solutions/ folder: run this from the course repository "
-                         "or set MI_COURSE_ROOT.")
-    return root
+def weeks(week: str | None = None, folder: str = "source", course: Course | None = None) -> list[str]:
+    """Week folders (``02_induction_heads``) of the course's ``folder`` (``source``, ``release`` or
+    ``slides``), all or the one matching ``week`` (``2``, ``02`` or the name)."""
+    folder = {"solutions": "source", "notebooks": "release"}.get(folder, folder)
+    return (course or find_course()).weeks(week, folder)
 
 
-def weeks(week: str | None = None, folder: str = "solutions") -> list[str]:
-    """Week folders (``02_induction_heads``), all or those matching ``week`` (``2``, ``02`` or the name)."""
-    base = course_root() / folder
-    found = sorted(p.name for p in base.iterdir() if p.is_dir() and p.name[:2].isdigit())
-    if week is None:
-        return found
-    key = str(week)
-    match = [w for w in found if w == key or w.split("_")[0] == key.zfill(2)]
-    if not match:
-        raise InputError(f"no week '{week}' in {folder}/: weeks are {', '.join(found) or '(none)'}")
-    return match
-
-
-def ensure_tools_on_path() -> None:
-    """nbgrader runs helper executables (``alembic``) by name: put this interpreter's bin first on PATH,
-    so a venv that was not activated still works."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+ensure_tools_on_path = tools_on_path
 
 
 # -- stripping -----------------------------------------------------------------------------------
@@ -95,54 +78,29 @@ def strip_notebook(path: Path) -> bool:
 
 
 # -- generation -----------------------------------------------------------------------------------
-def course_config(root: Path):
-    """The course's ``nbgrader_config.py`` (from the course root), pointed at course folder ``root``."""
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    ensure_tools_on_path()
-    cfg = Config()
-    cfg_file = course_root() / "nbgrader_config.py"
-    if cfg_file.exists():
-        cfg.merge(PyFileConfigLoader(cfg_file.name, path=str(cfg_file.parent)).load_config())
-    cfg.CourseDirectory.root = str(root)
-    cfg.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
-    return cfg
+def course_config(root: Path, course: Course | None = None):
+    """The course's nbgrader config, pointed at course folder ``root``."""
+    return (course or find_course()).config(root)
 
 
-def nbgrader_api(root: Path):
+def nbgrader_api(root: Path, course: Course | None = None):
     """An ``NbGraderAPI`` for course folder ``root`` with the course's configuration."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
-    cfg = course_config(root)
-    return NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+    return (course or find_course()).nbgrader_api(root)
 
 
-def _generate(week: str, root: Path) -> Path:
-    """Run nbgrader generate_assignment for ``week`` inside course folder ``root``."""
-    result = nbgrader_api(root).generate_assignment(week, force=True)
-    if not result["success"]:
-        raise RuntimeError(f"nbgrader could not generate {week}:\n{result['log']}\n{result.get('error', '')}")
-    return root / "notebooks" / week
+def generate_fresh(week: str, out: Path, course: Course | None = None) -> Path:
+    """Generate ``week``'s release into a scratch course folder ``out`` (the course is untouched)."""
+    return (course or find_course()).generate(week, out)
 
 
-def generate_fresh(week: str, out: Path) -> Path:
-    """Generate ``week``'s release into a scratch course folder ``out`` (the repo is untouched)."""
-    root = course_root()
-    (out / "solutions").mkdir(parents=True, exist_ok=True)
-    shutil.copytree(root / "solutions" / week, out / "solutions" / week, dirs_exist_ok=True)
-    return _generate(week, out)
-
-
-def release(week: str) -> Path:
-    """Strip ``solutions/<week>`` and regenerate ``notebooks/<week>`` from it."""
-    root = course_root()
-    for nb in sorted((root / "solutions" / week).glob("*.ipynb")):
+def release(week: str, course: Course | None = None) -> Path:
+    """Strip the source of ``week`` and regenerate its release folder from it."""
+    course = course or find_course()
+    for nb in sorted(course.source_dir(week).glob("*.ipynb")):
         strip_notebook(nb)
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate_fresh(week, Path(tmp))
-        dest = root / "notebooks" / week
+        fresh = course.generate(week, Path(tmp))
+        dest = course.release_dir(week)
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(fresh, dest)
@@ -161,52 +119,106 @@ def _diff_dirs(a: Path, b: Path) -> list[str]:
     return out
 
 
-def drift(week: str) -> list[str]:
-    """Differences between ``notebooks/<week>`` and a fresh generation from ``solutions/<week>``."""
-    root = course_root()
-    released = root / "notebooks" / week
+def drift(week: str, course: Course | None = None) -> list[str]:
+    """Differences between the released ``week`` and a fresh generation from its source."""
+    course = course or find_course()
+    released = course.release_dir(week)
     if not released.exists():
-        return [f"notebooks/{week} is missing: run `mi-course release {week[:2]}`"]
+        return [f"{course.release}/{week} is missing: run `mi-course release {week[:2]}`"]
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate_fresh(week, Path(tmp))
+        fresh = course.generate(week, Path(tmp))
         return [f"{week}: {d} (run `mi-course release {week[:2]}`)" for d in _diff_dirs(fresh, released)]
 
 
-def execute(path: Path, timeout: int = 120, cwd: Path | None = None) -> float:
-    """Run a notebook top to bottom offline on CPU; return seconds. Raises on the first failing cell."""
-    from nbclient import NotebookClient
+class NotebookFailed(InputError):
+    """A notebook did not run to the end under ``mi-course validate`` (the message says where and why)."""
 
+
+def _cell_label(nb, index: int | None) -> str:
+    if index is None or not 0 <= index < len(nb.cells):
+        return "a cell"
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    first = next((line.strip() for line in nb.cells[index].source.splitlines() if line.strip()), "")
+    n = code.index(index) + 1 if index in code else index + 1
+    return f"code cell {n} of {len(code)} ({first[:70]!r})"
+
+
+def execute(path: Path, timeout: float | None = None, cwd: Path | None = None) -> float:
+    """Run a notebook top to bottom offline on CPU; return seconds.
+
+    ``timeout`` is the limit per cell in seconds (default :data:`~mi_course.course.model.VALIDATE_TIMEOUT_S`).
+    Raises :class:`NotebookFailed` on the first failing cell, saying which cell and what happened
+    ("timed out after N s in code cell k ..." or "code cell k ... raised NameError: ...").
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    from mi_course.course.model import VALIDATE_TIMEOUT_S
+
+    timeout = float(VALIDATE_TIMEOUT_S if timeout is None else timeout)
+    if not timeout > 0:
+        raise InputError(f"the per-cell timeout must be a positive number of seconds, got {timeout}")
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
+    tools_on_path()  # the kernel inherits PATH: `!mi-course ...` in a notebook finds this venv's command
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg",
                        "CUDA_VISIBLE_DEVICES": ""})
+    current: dict = {"index": None}
+
+    def on_cell_execute(cell, cell_index, **_):
+        current["index"] = cell_index
+
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_execute=on_cell_execute,
                                 resources={"metadata": {"path": str(cwd or path.parent)}})
         t = time.time()
-        client.execute()
+        try:
+            client.execute()
+        except CellTimeoutError as err:
+            raise NotebookFailed(
+                f"timed out after {timeout:g} s in {_cell_label(nb, current['index'])}: the cell did not finish in "
+                f"time (a slow or busy machine?). Raise the limit with `mi-course validate --timeout SECONDS` or "
+                f"c.MiCourse.validate_timeout in nbgrader_config.py.") from err
+        except DeadKernelError as err:
+            raise NotebookFailed(f"the kernel died in {_cell_label(nb, current['index'])} "
+                                 f"(out of memory?): {str(err)[:300]}") from err
+        except CellExecutionError as err:
+            evalue = (err.evalue or "").strip()
+            if len(evalue) > 500:
+                evalue = evalue[:500] + " ..."
+            raise NotebookFailed(f"{_cell_label(nb, current['index'])} raised {err.ename}: {evalue}") from err
         return time.time() - t
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
 
 
-def validate(week: str | None = None, run: bool = True) -> list[str]:
-    """All problems found for ``week`` (or every week); empty when everything is in order."""
+def validate(week: str | None = None, run: bool = True, timeout: float | None = None,
+             course: Course | None = None) -> list[str]:
+    """All problems found for ``week`` (or every week); empty when everything is in order.
+
+    ``timeout``: seconds per cell when running the solutions (default: the course's
+    ``c.MiCourse.validate_timeout``, else 600).
+    """
+    course = course or find_course()
+    root = course.root
+    if timeout is None:
+        timeout = course.validate_timeout
     problems: list[str] = []
-    root = course_root()
-    for w in weeks(week):
-        sources = sorted((root / "solutions" / w).glob("*.ipynb"))
+    for w in course.weeks(week):
+        sources = sorted(course.source_dir(w).glob("*.ipynb"))
         if not sources:
-            problems.append(f"{w}: no notebook in solutions/{w}")
+            problems.append(f"{w}: no notebook in {course.source}/{w}")
         for nb in sources:
             problems += strip_problems(nb)
-        problems += drift(w)
+        problems += drift(w, course)
         if run:
             for nb in sources:
                 try:
-                    seconds = execute(nb)
+                    seconds = execute(nb, timeout=timeout)
                     print(f"{nb.relative_to(root)} ran in {seconds:.0f} s")
-                except Exception as err:  # a failing cell: report, keep validating
-                    problems.append(f"{nb.relative_to(root)} does not pass its own tests: {str(err)[-600:]}")
+                except NotebookFailed as err:  # report, keep validating
+                    problems.append(f"{nb.relative_to(root)} does not pass its own tests: {err}")
+                except Exception as err:  # noqa: BLE001 (a broken notebook file must not stop the others)
+                    problems.append(f"{nb.relative_to(root)} could not be run: {type(err).__name__}: {str(err)[:500]}")
     return problems

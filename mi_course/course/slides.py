@@ -82,11 +82,13 @@ def render(week: str, markdown_text: str) -> str:
     return _TEMPLATE.format(title=title.group(1) if title else week, slides="\n".join(sections))
 
 
-def build(week: str, out: Path | None = None) -> Path:
-    """Build ``slides/<week>/slides.md`` into ``slides/<week>/<week>.html`` (or ``out``)."""
-    from mi_course.course.nbgrader_tools import course_root
+def build(week: str, out: Path | None = None, course=None) -> Path:
+    """Build ``slides/<week>/slides.md`` into ``slides/<week>/<week>.html`` (or ``out``).
 
-    src = course_root() / "slides" / week / "slides.md"
+    ``course``: a :class:`mi_course.course.model.Course` (default: :func:`~mi_course.course.model.find_course`)."""
+    from mi_course.course.model import find_course
+
+    src = (course or find_course()).slides_dir(week) / "slides.md"
     if not src.exists():
         raise InputError(f"no deck at {src}")
     html = render(week, src.read_text())

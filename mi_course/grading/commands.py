@@ -8,11 +8,13 @@ from pathlib import Path
 
 
 def add_grade_args(p) -> None:
+    from mi_course.course.model import add_course_arg
+
     p.add_argument("week", help="week folder or number, e.g. 02")
     p.add_argument("submissions", nargs="?", default=None,
                    help="submissions folder: nbgrader's <student>/<week>/ layout or <student>.ipynb files "
                         "(default: the course's submitted/)")
-    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT, the current folder, or this repository)")
+    add_course_arg(p)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="kernels at a time (default: cores)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds per cell (default: the course's c.Execute.timeout, else 60)")
@@ -29,7 +31,7 @@ def cmd_grade(args) -> int:
     course = find_course(args.course)
     timeout = args.timeout
     if timeout is None:
-        timeout = float(course.config().get("Execute", {}).get("timeout", 60) or 60)
+        timeout = float(course.setting("Execute", "timeout", 60) or 60)
     opts = grader.Options(workers=max(1, args.workers), cell_timeout=timeout,
                           notebook_timeout=args.notebook_timeout,
                           limits=sandbox.Limits(memory_mb=args.memory_mb))
@@ -55,8 +57,10 @@ def cmd_grade(args) -> int:
 
 
 def add_feedback_args(p) -> None:
+    from mi_course.course.model import add_course_arg
+
     p.add_argument("week", help="week folder or number, e.g. 02")
-    p.add_argument("--course", default=None, help="course folder (default: $MI_COURSE_ROOT, the current folder, or this repository)")
+    add_course_arg(p)
     p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
 
 
