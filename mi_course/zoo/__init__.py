@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mi_course.errors import CheckpointError, UnknownModelError
-from mi_course.zoo.cards import MODELS_DIR, ModelCard, sha256_of
+from mi_course.zoo.cards import MODELS_DIR, ModelCard, sha256_of, verify_file
 from mi_course.zoo.hub import HUB_ALIASES, is_hub_name, load_hub_model
 
 __all__ = ["load", "card", "names", "cards", "build", "ModelCard", "verify"]
@@ -62,27 +62,8 @@ def verify(name: str, path: Path | None = None) -> ModelCard:
     c = card(name)
     path = Path(path) if path else c.checkpoint_path
     retrain = c.training.get("command", f"mi-course train {name}")
-    if not path.exists():
-        raise CheckpointError(
-            f"Checkpoint for '{name}' is missing: {path}. Restore it with "
-            f"`git checkout -- {_repo_relative(path)}` (or reinstall mi-course), "
-            f"or retrain it with `{retrain}`."
-        )
-    digest = sha256_of(path)
-    if digest != c.sha256:
-        raise CheckpointError(
-            f"Checkpoint for '{name}' is corrupted or was changed: sha256 {digest[:16]}... does not "
-            f"match the card's {c.sha256[:16]}.... Restore it with `git checkout -- "
-            f"{_repo_relative(path)}` (or reinstall mi-course), or retrain it with `{retrain}`."
-        )
+    verify_file(path, c.sha256 or None, f"checkpoint of '{name}'", retrain)
     return c
-
-
-def _repo_relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(MODELS_DIR.parents[1]))
-    except ValueError:
-        return str(path)
 
 
 def load(name: str, device: str = "cpu", checkpoint: Path | None = None):

@@ -77,3 +77,44 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def repo_relative(path: Path) -> tuple[str, bool]:
+    """``(path as `git checkout` from the repository root spells it, whether this is a checkout)``.
+
+    In a git checkout the zoo's files are ``mi_course/zoo/models/...`` from the repository root; in a
+    plain install there is no repository, and the absolute path is returned."""
+    path = Path(path).resolve()
+    root = MODELS_DIR.resolve().parents[2]  # mi_course/zoo/models -> the repository root
+    if (root / "pyproject.toml").exists() or (root / ".git").exists():
+        try:
+            return path.relative_to(root).as_posix(), True
+        except ValueError:
+            pass
+    return str(path), False
+
+
+def verify_file(path: Path, sha256: str | None, what: str, retrain: str | None = None) -> Path:
+    """Check that a zoo file exists and matches its recorded ``sha256``; return ``path``.
+
+    The one check every reader of zoo files uses (checkpoints, tokenizers, tuned lenses, training
+    checkpoints). ``what`` names the file for the message ("checkpoint of 'attn-only-2l'");
+    ``retrain`` is the command that rebuilds it. ``sha256=None`` only checks that the file exists.
+    Raises :class:`~mi_course.errors.CheckpointError` naming the file as ``git checkout`` from the
+    repository root finds it (or, in a plain install, telling to reinstall).
+    """
+    from mi_course.errors import CheckpointError
+
+    path = Path(path)
+    rel, checkout = repo_relative(path)
+    restore = (f"Restore it with `git checkout -- {rel}` (run from the repository root)" if checkout
+               else f"Restore it by reinstalling mi-course (`pip install --force-reinstall mi-course`)")
+    restore += f", or rebuild it with `{retrain}`." if retrain else "."
+    if not path.is_file():
+        raise CheckpointError(f"The {what} is missing: {rel}. {restore}")
+    if sha256:
+        digest = sha256_of(path)
+        if digest != sha256:
+            raise CheckpointError(f"The {what} is corrupted or was changed: {rel} has sha256 {digest[:16]}..., "
+                                  f"its card records {sha256[:16]}.... {restore}")
+    return path

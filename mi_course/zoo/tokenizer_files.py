@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mi_course.errors import CheckpointError
-
 EOT = "<|endoftext|>"
 
 
@@ -15,19 +13,14 @@ def tokenizer_for(card):
     Its sha256 is checked against ``card.extra["tokenizer_sha256"]`` when recorded. The
     ``<|endoftext|>`` token doubles as beginning-of-sequence, end and padding token.
     """
-    from mi_course.zoo.cards import sha256_of
+    from mi_course.zoo.cards import verify_file
 
     name = (card.extra or {}).get("tokenizer")
     if not name:
         return None
     path = Path(card.folder) / name
     retrain = card.training.get("command", f"mi-course train {card.name}")
-    if not path.exists():
-        raise CheckpointError(f"Tokenizer for '{card.name}' is missing: {path}. Restore it with git, or retrain with `{retrain}`.")
-    want = card.extra.get("tokenizer_sha256")
-    if want and sha256_of(path) != want:
-        raise CheckpointError(f"Tokenizer for '{card.name}' does not match its card's sha256. Restore it with git, "
-                              f"or retrain with `{retrain}`.")
+    verify_file(path, card.extra.get("tokenizer_sha256"), f"tokenizer of '{card.name}'", retrain)
     return load_tokenizer_file(path)
 
 

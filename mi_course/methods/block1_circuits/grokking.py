@@ -36,7 +36,7 @@ def _p_of(model) -> int:
 
 
 def _is_plain(model) -> bool:
-    from mi_course.training.modadd_recipe import ModAddTransformer
+    from mi_course.zoo.modadd import ModAddTransformer
 
     return isinstance(model, ModAddTransformer)
 

@@ -182,14 +182,10 @@ def load_tuned_lens(model) -> TunedLens:
     name = (card.extra or {}).get("tuned_lens") if card else None
     if not name:
         raise InputError("this model has no shipped tuned lens; train one with train_tuned_lens(model, tokens)")
-    from mi_course.errors import CheckpointError
-    from mi_course.zoo.cards import sha256_of
+    from mi_course.zoo.cards import verify_file
 
-    path = card.folder / name
-    want = card.extra.get("tuned_lens_sha256")
-    if not path.exists() or (want and sha256_of(path) != want):
-        raise CheckpointError(f"the tuned lens {path} is missing or changed; restore it with git or retrain with "
-                              f"`{card.training.get('command')}`")
+    path = verify_file(card.folder / name, card.extra.get("tuned_lens_sha256"), f"tuned lens of '{card.name}'",
+                       card.training.get("command"))
     return TunedLens.load(path, model.cfg.n_layers, model.cfg.d_model)
 
 
