@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass, field
 
 import nbformat
+from mi_course.grading.verdicts import Flag, FlagKind
 
 
 @dataclass
@@ -27,7 +28,7 @@ class PlannedCell:
 @dataclass
 class Plan:
     cells: list[PlannedCell]  # markdown cells included (not run)
-    flags: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)  # str with a .kind
 
     @property
     def code(self) -> list[PlannedCell]:
@@ -76,12 +77,12 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
     trusted = [(nbg(c), c) for c in source.cells if nbg(c)]
     by_id = {m["grade_id"]: (m, c) for m, c in trusted}
     released = {nbg(c)["grade_id"]: c for c in release.cells if nbg(c)}
-    flags: list[str] = []
+    flags: list[Flag] = []
     out: list[PlannedCell] = []
     placed: dict[str, int] = {}
     student_cells = [c for c in student.cells if isinstance(c, dict)]
     if student_cells and not any(nbg(c) for c in student_cells):
-        flags.append("nbgrader metadata stripped from every cell")
+        flags.append(Flag(FlagKind.METADATA_STRIPPED, "nbgrader metadata stripped from every cell"))
     for cell in student_cells:
         meta = nbg(cell)
         gid = meta.get("grade_id")
@@ -96,15 +97,16 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
             else:
                 src = _src(tcell)
                 if not _same(_src(cell), rel_src):
-                    flags.append(f"{role} cell '{gid}' was edited (the original was run)")
+                    flags.append(Flag(FlagKind.EDITED, f"{role} cell '{gid}' was edited (the original was run)"))
                 if tmeta.get("grade") and meta.get("points") != tmeta.get("points"):
-                    flags.append(f"points of '{gid}' were changed to {meta.get('points')!r} (kept {tmeta.get('points')})")
+                    flags.append(Flag(FlagKind.POINTS_CHANGED,
+                                      f"points of '{gid}' were changed to {meta.get('points')!r} (kept {tmeta.get('points')})"))
             placed[gid] = len(out)
             out.append(PlannedCell(src, role if tcell.get("cell_type") == "code" else "markdown", gid,
                                    float(tmeta.get("points") or 0) if role == "test" else 0.0))
             continue
         if gid in placed:
-            flags.append(f"cell '{gid}' appears twice (the second copy was not run)")
+            flags.append(Flag(FlagKind.DUPLICATED, f"cell '{gid}' appears twice (the second copy was not run)"))
             continue
         if cell.get("cell_type") != "code":
             out.append(PlannedCell(_src(cell), "markdown"))
@@ -115,7 +117,7 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
         if match:  # a test or locked cell whose metadata was stripped: run the trusted one in its place
             tmeta, tcell = by_id[match]
             placed[match] = len(out)
-            flags.append(f"nbgrader metadata of '{match}' was removed (the original cell was run)")
+            flags.append(Flag(FlagKind.METADATA_REMOVED, f"nbgrader metadata of '{match}' was removed (the original cell was run)"))
             out.append(PlannedCell(_src(tcell), _trusted_role(tmeta), match,
                                    float(tmeta.get("points") or 0) if _trusted_role(tmeta) == "test" else 0.0))
         else:
@@ -128,7 +130,8 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
         if gid not in placed:
             role = _trusted_role(m)
             if role == "answer":
-                flags.append(f"answer cell '{gid}' is missing or lost its metadata (the code as submitted was run)")
+                flags.append(Flag(FlagKind.ANSWER_MISSING,
+                                  f"answer cell '{gid}' is missing or lost its metadata (the code as submitted was run)"))
             elif c.get("cell_type") == "code":
                 where = placed[prev] + 1 if prev in placed else len(out)
                 out.insert(where, PlannedCell(_src(c), role, gid, float(m.get("points") or 0) if role == "test" else 0.0))
@@ -137,7 +140,7 @@ def plan(student: nbformat.NotebookNode, source: nbformat.NotebookNode,
                         placed[k] = v + 1
                 placed[gid] = where
                 inserted += 1
-                flags.append(f"{role} cell '{gid}' was deleted (put back and run)")
+                flags.append(Flag(FlagKind.DELETED, f"{role} cell '{gid}' was deleted (put back and run)"))
         prev = gid if gid in placed else prev
     return Plan(out, flags)
 

@@ -26,6 +26,7 @@ from mi_course.errors import InputError
 from mi_course.grading import assemble, records, sandbox
 from mi_course.grading.course import Course, TrustedWeek
 from mi_course.grading.kernel import CellRun, KernelDied, SandboxedKernel
+from mi_course.grading.verdicts import STATUS_ORDER, Flag, FlagKind, kinds, submission_status, test_status  # noqa: F401
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
 RESULT_FILE = "mi_grading.json"
@@ -59,7 +60,7 @@ class SubmissionResult:
     student: str
     week: str
     tests: list[TestResult] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)  # str with a .kind (verdicts.FlagKind)
     status: str = "ok"
     seconds: float = 0.0
     timestamp: str | None = None
@@ -72,8 +73,6 @@ class SubmissionResult:
     def max_score(self) -> float:
         return sum(t.max_points for t in self.tests)
 
-
-STATUS_ORDER = ["invalid", "memory-limit", "kernel-died", "timeout", "tampered", "ok"]
 
 
 # -- finding submissions ---------------------------------------------------------------------
@@ -208,7 +207,7 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
     n = _to_run(p)
     runs, recs, nonce, oom = run_cells([c.source for c in p.code[:n]], opts, caps, slot, scratch, zygote=zygote)
     runs += _skipped(len(p.code) - n)
-    flags = [f"{name}: {f}" for f in p.flags]
+    flags = [f.about(name) for f in p.flags]
     tests = []
     for cell, run in zip(p.code, runs):
         if cell.role != "test":
@@ -226,15 +225,13 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
             tests.append(TestResult(name, cell.grade_id, cell.points, cell.points, "passed", verdicts[0].message,
                                     f"passed: {verdicts[0].safe}"))
             continue
-        status, msg, safe = "failed", bad.message, bad.safe
+        status, msg, safe = test_status(bad.status, run.status, _memory(run)), bad.message, bad.safe
         if bad.status == "missing" and run.status == "error":
             msg = f"the test raised {run.ename}: {run.evalue.splitlines()[0][:200] if run.evalue else ''}"
             ename = re.match(r"[A-Za-z_][A-Za-z0-9_]{0,60}", run.ename)
             safe = (f"the test stopped with {ename[0] if ename else 'an error'} before checking your answer "
                     "(the visible check in the notebook shows why)")
-            status = "memory-limit" if _memory(run) else "failed"
         elif bad.status == "missing":
-            status = {"timeout": "timeout", "dead": "kernel-died", "not_run": "not-run"}.get(run.status, "tampered")
             msg = {"timeout": f"the test ran past the {opts.cell_timeout:g} s limit",
                    "kernel-died": "the kernel died before this test finished",
                    "not-run": "not run: the kernel had died or the notebook ran out of time",
@@ -242,29 +239,27 @@ def grade_notebook(student_nb, name: str, trusted: TrustedWeek, expected: dict, 
             if status == "timeout" and run.ename == "killed":
                 msg += "; the kernel ignored the interrupt and was killed"
             safe = msg
-        elif bad.status == "memory" or _memory(run):
-            status = "memory-limit"
-        elif bad.status == "invalid":
-            status = "tampered"
         tests.append(TestResult(name, cell.grade_id, 0.0, cell.points, status, msg, f"{status}: {safe}"))
     if any(r.status == "dead" for r in runs):
-        flags.append(f"{name}: the kernel died")
+        flags.append(Flag(FlagKind.KERNEL_DIED, f"{name}: the kernel died"))
     if any(_memory(r) for r in runs):
-        flags.append(f"{name}: a cell hit the memory limit ({opts.limits.memory_mb} MB)")
+        flags.append(Flag(FlagKind.MEMORY_LIMIT, f"{name}: a cell hit the memory limit ({opts.limits.memory_mb} MB)"))
     if oom:
-        flags.append(f"{name}: a process was killed at the memory limit ({opts.limits.memory_mb} MB for the "
-                     "whole sandbox)")
+        flags.append(Flag(FlagKind.MEMORY_LIMIT, f"{name}: a process was killed at the memory limit "
+                                                 f"({opts.limits.memory_mb} MB for the whole sandbox)"))
     for cell, run in zip(p.code, runs):
         if run.status == "timeout":
-            flags.append(f"{name}: a {cell.role} cell ran past the time limit"
-                         + (" and ignored the interrupt (kernel killed)" if run.ename == "killed" else ""))
+            flags.append(Flag(FlagKind.TIME_LIMIT, f"{name}: a {cell.role} cell ran past the time limit"
+                              + (" and ignored the interrupt (kernel killed)" if run.ename == "killed" else "")))
         if run.truncated:
-            flags.append(f"{name}: output of a {cell.role} cell was truncated or dropped (too large)")
+            flags.append(Flag(FlagKind.OUTPUT_TRUNCATED,
+                              f"{name}: output of a {cell.role} cell was truncated or dropped (too large)"))
     return tests, flags, assemble.graded_notebook(student_nb, p, runs, source)
 
 
 def _unusable(student: str, trusted: TrustedWeek, reason: str) -> SubmissionResult:
-    sub = SubmissionResult(student, trusted.name, flags=[f"not a readable notebook: {reason}"], status="invalid")
+    sub = SubmissionResult(student, trusted.name, flags=[Flag(FlagKind.UNREADABLE, f"not a readable notebook: {reason}")],
+                           status="invalid")
     for name, (source, _) in sorted(trusted.notebooks.items()):
         for m in (assemble.nbg(c) for c in source.cells):
             if m and m.get("grade") and not m.get("solution"):
@@ -273,18 +268,15 @@ def _unusable(student: str, trusted: TrustedWeek, reason: str) -> SubmissionResu
     return sub
 
 
+class _Unusable(ValueError):
+    def __init__(self, kind: FlagKind, text: str):
+        super().__init__(text)
+        self.kind = kind
+
+
 def _status(sub: SubmissionResult) -> str:
-    found = {"invalid"} if any("not a readable notebook" in f or "missing notebook" in f for f in sub.flags) else set()
-    statuses = {t.status for t in sub.tests}
-    if statuses & {"kernel-died"} or any("kernel died" in f for f in sub.flags):
-        found.add("kernel-died")
-    if "timeout" in statuses or any("time limit" in f for f in sub.flags):
-        found.add("timeout")
-    if "memory-limit" in statuses or any("memory limit" in f for f in sub.flags):
-        found.add("memory-limit")
-    if "tampered" in statuses or any(w in f for f in sub.flags for w in ("edited", "deleted", "changed", "removed", "stripped", "twice", "missing")):
-        found.add("tampered")
-    return next((s for s in STATUS_ORDER if s in found), "ok")
+    """The submission's status, from its flags' kinds and its tests' statuses (never from their wording)."""
+    return submission_status(kinds(sub.flags), [t.status for t in sub.tests])
 
 
 def grade_submission(student: str, files: dict[str, Path | None], trusted: TrustedWeek, expected: dict,
@@ -299,22 +291,23 @@ def grade_submission(student: str, files: dict[str, Path | None], trusted: Trust
                  for m in (assemble.nbg(c) for c in source.cells) if m and m.get("grade") and not m.get("solution")]
         try:
             if path is None:
-                raise ValueError("missing notebook")
+                raise _Unusable(FlagKind.MISSING_NOTEBOOK, "missing notebook")
             if path.is_symlink():
-                raise ValueError("not a readable notebook: a symbolic link")
+                raise _Unusable(FlagKind.UNREADABLE, "not a readable notebook: a symbolic link")
             if path.stat().st_size > 64 * 2**20:
-                raise ValueError("not a readable notebook: larger than 64 MB")
+                raise _Unusable(FlagKind.UNREADABLE, "not a readable notebook: larger than 64 MB")
             nb = assemble.read_submission(path)
         except (ValueError, OSError) as err:
-            sub.flags.append(f"{name}: {err}")
+            kind = err.kind if isinstance(err, _Unusable) else FlagKind.UNREADABLE
+            sub.flags.append(Flag(kind, f"{name}: {err}"))
             sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", str(err), "not graded: " + str(err))
                           for c in blank]
             continue
         try:
             tests, flags, graded = grade_notebook(nb, name, trusted, expected, opts, caps, slot, scratch / name, zygote)
         except Exception as err:  # noqa: BLE001  (a malformed notebook must not stop the others' grading)
-            sub.flags.append(f"{name}: not a readable notebook: the grader could not use it "
-                             f"({type(err).__name__}: {str(err)[:200]})")
+            sub.flags.append(Flag(FlagKind.UNREADABLE, f"{name}: not a readable notebook: the grader could not use it "
+                                                       f"({type(err).__name__}: {str(err)[:200]})"))
             sub.tests += [TestResult(name, c.grade_id, 0.0, c.points, "not-run", "could not be graded",
                                      "not graded: the notebook is malformed") for c in blank]
             continue
