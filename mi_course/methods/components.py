@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from mi_course.errors import InputError
+from mi_course.zoo import hooks as hk
 
 KINDS = ("head", "mlp", "attn", "neuron", "resid")
+# Each kind of component is one of the zoo's hook sites (mi_course.zoo.hooks.SITES): one table of places.
+SITE_OF_KIND = {"head": "z", "mlp": "mlp_out", "attn": "attn_out", "neuron": "mlp_post", "resid": "resid_pre"}
 
 
 @dataclass(frozen=True, order=True)
@@ -45,13 +48,7 @@ class Component:
 
     @property
     def hook_name(self) -> str:
-        return {
-            "head": f"blocks.{self.layer}.attn.hook_z",
-            "mlp": f"blocks.{self.layer}.hook_mlp_out",
-            "attn": f"blocks.{self.layer}.hook_attn_out",
-            "neuron": f"blocks.{self.layer}.mlp.hook_post",
-            "resid": f"blocks.{self.layer}.hook_resid_pre",
-        }[self.kind]
+        return hk.SITES[SITE_OF_KIND[self.kind]](self.layer)
 
     def index_tuple(self) -> tuple:
         """Index into the hook's activation ``[batch, pos, ...]`` selecting this component."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -28,7 +29,7 @@ def patch_resid_pre(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Ten
         raise InputError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
     if not 0 <= pos < clean_tokens.shape[1]:
         raise InputError(f"pos must be in 0..{clean_tokens.shape[1] - 1}, got {pos}")
-    name = f"blocks.{layer}.hook_resid_pre"
+    name = hk.resid_pre(layer)
     _, cache = model.run_with_cache(clean_tokens, names_filter=lambda n: n == name)
     clean = cache[name]
 

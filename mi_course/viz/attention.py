@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 _CSS = (
     "<style>.mic-att td{width:14px;height:14px;padding:0;border:1px solid #fff}"
@@ -82,7 +83,7 @@ class AttentionExplorer:
         self.token_names = list(token_names)
         self.tokens = tokens
         with torch.no_grad():
-            _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+            _, cache = model.run_with_cache(tokens, names_filter=hk.only("pattern"))
         # [layer, batch, head, q, k]
         self.patterns = torch.stack([cache["pattern", layer] for layer in range(model.cfg.n_layers)])
         n_layers, _, n_heads, n_pos, _ = self.patterns.shape

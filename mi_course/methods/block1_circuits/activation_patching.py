@@ -25,7 +25,6 @@ Every entry is the metric of the patched run (so the unpatched baseline is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -33,27 +32,14 @@ from tqdm.auto import tqdm
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.methods.metrics import Metric, check_metric
+from mi_course.zoo.hooks import Site  # noqa: F401  (re-exported)
+from mi_course.zoo import hooks as hk
 
 
-@dataclass(frozen=True)
-class Site:
-    """Where an activation lives: hook template, and which dims are heads and positions."""
-
-    hook: str
-    head_dim: int | None
-    pos_dim: int
-
-
-ACTIVATIONS: dict[str, Site] = {
-    "resid_pre": Site("blocks.{layer}.hook_resid_pre", None, 1),
-    "attn_out": Site("blocks.{layer}.hook_attn_out", None, 1),
-    "mlp_out": Site("blocks.{layer}.hook_mlp_out", None, 1),
-    "z": Site("blocks.{layer}.attn.hook_z", 2, 1),
-    "q": Site("blocks.{layer}.attn.hook_q", 2, 1),
-    "k": Site("blocks.{layer}.attn.hook_k", 2, 1),
-    "v": Site("blocks.{layer}.attn.hook_v", 2, 1),
-    "pattern": Site("blocks.{layer}.attn.hook_pattern", 1, 2),
-}
+# Where an activation lives (hook template, which dims are heads and positions): the zoo's one table of
+# hook names, restricted to what patching supports (native bridges ignore hook_attn_scores edits).
+ACTIVATIONS: dict[str, Site] = {a: hk.SITES[a] for a in
+                                ("resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v", "pattern")}
 
 
 def site(activation: str) -> Site:

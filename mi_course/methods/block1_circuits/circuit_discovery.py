@@ -28,6 +28,7 @@ from mi_course.methods.activation_patching import check_pair
 from mi_course.methods.attribution_patching import gradients
 from mi_course.methods.components import Component, head, mlp
 from mi_course.methods.metrics import Metric, check_metric
+from mi_course.zoo import hooks as hk
 
 
 @dataclass
@@ -101,13 +102,11 @@ def _hook_names(model) -> dict[str, str]:
     n = {}
     for layer in range(model.cfg.n_layers):
         for x in ("q", "k", "v", "z"):
-            n[f"{x}{layer}"] = f"blocks.{layer}.attn.hook_{x}"
-        n[f"mlp_in{layer}"] = f"blocks.{layer}.mlp.hook_in"
-        n[f"mlp_out{layer}"] = f"blocks.{layer}.hook_mlp_out"
-        n[f"resid_pre{layer}"] = f"blocks.{layer}.hook_resid_pre"
-        n[f"resid_mid{layer}"] = f"blocks.{layer}.hook_resid_mid"
-    n["final_in"] = "ln_final.hook_in"
-    n["final_out"] = "ln_final.hook_out"
+            n[f"{x}{layer}"] = hk.name(x, layer)
+        for site in ("mlp_in", "mlp_out", "resid_pre", "resid_mid"):
+            n[f"{site}{layer}"] = hk.name(site, layer)
+    n["final_in"] = hk.FINAL_IN
+    n["final_out"] = hk.FINAL_OUT
     return n
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 
 def _check_neuron(model, layer: int, neuron: int | None = None) -> None:
@@ -38,11 +39,11 @@ def mlp_activations(model, tokens: torch.Tensor, layers: list[int] | None = None
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     for L in layers:
         _check_neuron(model, L)
-    names = {f"blocks.{L}.mlp.hook_post" for L in layers}
+    names = set(hk.at_layers("mlp_post", layers))
     outs = []
     for i in range(0, tokens.shape[0], chunk):
         _, cache = model.run_with_cache(tokens[i : i + chunk], names_filter=lambda n: n in names)
-        outs.append(torch.stack([cache[f"blocks.{L}.mlp.hook_post"] for L in layers]))
+        outs.append(torch.stack([cache[hk.mlp_post(L)] for L in layers]))
     return torch.cat(outs, dim=1)
 
 

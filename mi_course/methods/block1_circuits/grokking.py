@@ -27,6 +27,7 @@ from mi_course.methods.fourier import (
     _check_freqs, fourier_transform_1d, frequency_norms, key_frequencies_from_neurons,
     n_frequencies, neuron_frequency_fractions,
 )
+from mi_course.zoo import hooks as hk
 
 
 def _p_of(model) -> int:
@@ -73,8 +74,8 @@ def neuron_activations(model) -> torch.Tensor:
     if _is_plain(model):
         acts = model.neuron_acts(tokens)
     else:
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == "blocks.0.mlp.hook_post")
-        acts = cache["blocks.0.mlp.hook_post"][:, -1, :]
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == hk.mlp_post(0))
+        acts = cache[hk.mlp_post(0)][:, -1, :]
     return acts.reshape(p, p, -1).float()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 
 def prev_token_scores(pattern: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,7 @@ def duplicate_token_scores(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
 def head_scores(model, tokens: torch.Tensor, seq_len: int) -> dict[str, torch.Tensor]:
     """Previous-token, induction and duplicate-token scores of every head, each ``[layer, head]``."""
     expect_shape("tokens", tokens, (None, 2 * seq_len + 1))
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    _, cache = model.run_with_cache(tokens, names_filter=hk.only("pattern"))
     out = {"prev_token": [], "induction": [], "duplicate": []}
     for layer in range(model.cfg.n_layers):
         p = cache["pattern", layer]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from mi_course.errors import InputError
+from mi_course.zoo import hooks as hk
 
 
 @torch.no_grad()
@@ -31,7 +32,7 @@ def attention_signatures(model, ds) -> dict[str, torch.Tensor]:
     """
     if not hasattr(ds, "pos") or not hasattr(ds, "tokens"):
         raise InputError("ds must be an IOIDataset (mi_course.data.ioi.make_ioi)")
-    _, cache = model.run_with_cache(ds.tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    _, cache = model.run_with_cache(ds.tokens, names_filter=hk.only("pattern"))
     rows = torch.arange(len(ds))
     p = ds.pos
     pairs = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 
 def logit_diff_directions(model, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
@@ -46,29 +47,29 @@ def residual_components(model, tokens: torch.Tensor, positions: torch.Tensor) ->
     """
     expect_shape("tokens", tokens, (None, None))
     expect_shape("positions", positions, (tokens.shape[0],))
-    names = {"blocks.0.hook_resid_pre", "ln_final.hook_in", "ln_final.hook_scale"}
+    names = {hk.resid_pre(0), hk.FINAL_IN, hk.FINAL_SCALE}
     for layer in range(model.cfg.n_layers):
-        names |= {f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"}
+        names |= {hk.z(layer), hk.mlp_out(layer)}
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    parts, labels = [_at(cache["blocks.0.hook_resid_pre"], positions)], ["embed"]
+    parts, labels = [_at(cache[hk.resid_pre(0)], positions)], ["embed"]
     bias = torch.zeros_like(parts[0])
     for layer in range(model.cfg.n_layers):
-        z = _at(cache[f"blocks.{layer}.attn.hook_z"], positions)  # [b, head, d_head]
+        z = _at(cache[hk.z(layer)], positions)  # [b, head, d_head]
         heads = torch.einsum("bhe,hed->hbd", z, model.W_O[layer].detach())
         parts += list(heads)
         labels += [f"{layer}.{h}" for h in range(model.cfg.n_heads)]
         bias = bias + model.b_O[layer].detach()
         if not getattr(model.cfg, "attn_only", False):
-            parts.append(_at(cache[f"blocks.{layer}.hook_mlp_out"], positions))
+            parts.append(_at(cache[hk.mlp_out(layer)], positions))
             labels.append(f"MLP{layer}")
     parts.append(bias)
     labels.append("bias")
     stack = torch.stack(parts)
-    total = _at(cache["ln_final.hook_in"], positions)
+    total = _at(cache[hk.FINAL_IN], positions)
     if not torch.allclose(stack.sum(0), total, atol=1e-3):
         raise InputError("the components do not add up to the residual stream; this model's architecture is "
                          "not supported by residual_components")
-    return stack, labels, _at(cache["ln_final.hook_scale"], positions)
+    return stack, labels, _at(cache[hk.FINAL_SCALE], positions)
 
 
 def apply_final_ln(model, stack: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mi_course.errors import InputError, expect_shape
+from mi_course.zoo import hooks as hk
 
 
 def _check_tokens(model, tokens: torch.Tensor) -> None:
@@ -38,9 +39,9 @@ def residual_stack(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     ``resid[L]`` is the residual stream after block ``L``.
     """
     _check_tokens(model, tokens)
-    names = {f"blocks.{L}.hook_resid_post" for L in range(model.cfg.n_layers)}
+    names = set(hk.at_layers("resid_post", range(model.cfg.n_layers)))
     logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    resid = torch.stack([cache[f"blocks.{L}.hook_resid_post"] for L in range(model.cfg.n_layers)])
+    resid = torch.stack([cache[hk.resid_post(L)] for L in range(model.cfg.n_layers)])
     return resid, logits
 
 

@@ -27,6 +27,7 @@ from mi_course.errors import InputError
 from mi_course.methods.activation_patching import check_pair
 from mi_course.methods.components import Component, as_components
 from mi_course.methods.metrics import Metric, check_metric
+from mi_course.zoo import hooks as hk
 
 INPUTS = ("q", "k", "v")
 
@@ -51,7 +52,7 @@ def _frozen_hooks(model, senders: list[Component], clean: dict, corrupted: dict,
     """Hooks for step 1: senders from the corrupted run, every other head (and MLP) frozen clean."""
     hooks = []
     for layer in range(model.cfg.n_layers):
-        name = f"blocks.{layer}.attn.hook_z"
+        name = hk.z(layer)
         heads = [c.index for c in senders if c.kind == "head" and c.layer == layer]
 
         def hz(act, hook, name=name, heads=heads):
@@ -61,7 +62,7 @@ def _frozen_hooks(model, senders: list[Component], clean: dict, corrupted: dict,
             return act
 
         hooks.append((name, hz))
-        mname = f"blocks.{layer}.hook_mlp_out"
+        mname = hk.mlp_out(layer)
         sender_mlp = any(c.kind == "mlp" and c.layer == layer for c in senders)
         if sender_mlp:
             hooks.append((mname, lambda act, hook, mname=mname: corrupted[mname].clone()))
@@ -73,7 +74,7 @@ def _frozen_hooks(model, senders: list[Component], clean: dict, corrupted: dict,
 def _caches(model, clean_tokens, corrupted_tokens):
     names = set()
     for layer in range(model.cfg.n_layers):
-        names |= {f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"}
+        names |= {hk.z(layer), hk.mlp_out(layer)}
     keep = lambda n: n in names  # noqa: E731
     with torch.no_grad():
         clean_logits, c1 = model.run_with_cache(clean_tokens, names_filter=keep)
@@ -111,13 +112,13 @@ def path_patching(
     last_sender = max(c.layer for c in send)
     if min(layer for layer, _, _ in recv) <= last_sender:
         raise InputError("every receiver must be in a later layer than every sender (a path goes forward)")
-    names = sorted({f"blocks.{layer}.attn.hook_{x}" for layer, _, x in recv})
+    names = sorted({hk.name(x, layer) for layer, _, x in recv})
     with torch.no_grad():
         recorded = _record_with_hooks(model, clean_tokens, hooks, names)
     pos = slice(None) if receiver_pos is None else receiver_pos
     patch = []
     for name in names:
-        heads = [h for layer, h, x in recv if f"blocks.{layer}.attn.hook_{x}" == name]
+        heads = [h for layer, h, x in recv if hk.name(x, layer) == name]
 
         def hr(act, hook, name=name, heads=heads):
             act = act.clone()

@@ -26,6 +26,7 @@ import torch
 from mi_course.errors import InputError, expect_shape
 from mi_course.methods import circuits
 from mi_course.methods.attention import head_index
+from mi_course.zoo import hooks as hk
 
 KINDS = ("Q", "K", "V")
 
@@ -141,8 +142,8 @@ def run_with_projected_sender(model, tokens: torch.Tensor, layer: int, head: int
         w = sender_output(model, store["z"], layer, head)
         return out - (w - project_out(w, basis))
 
-    names_filter = names_filter or (lambda n: n.endswith("hook_pattern"))
-    hooks = [(f"blocks.{layer}.attn.hook_z", grab_z), (f"blocks.{layer}.hook_attn_out", edit_out)]
+    names_filter = names_filter or hk.only("pattern")
+    hooks = [(hk.z(layer), grab_z), (hk.attn_out(layer), edit_out)]
     with model.hooks(fwd_hooks=hooks):
         logits, cache = model.run_with_cache(tokens, names_filter=names_filter)
     return logits, cache
