@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course import validation as check
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
@@ -25,9 +26,10 @@ def _final(logits: torch.Tensor, positions: torch.Tensor | int | None) -> torch.
     expect_shape("logits", logits, (None, None, None), "Expected [batch, pos, d_vocab].")
     if positions is None:
         return logits[:, -1]
+    check.finite("logits", logits)
+    check.positions("positions", positions, logits.shape[1], logits.shape[0])
     if isinstance(positions, int):
         return logits[:, positions]
-    expect_shape("positions", positions, (logits.shape[0],), "One position per prompt.")
     return logits[torch.arange(logits.shape[0]), positions]
 
 
@@ -41,8 +43,8 @@ def logit_diff(
     (or ``[batch]`` with ``per_prompt=True``).
     """
     final = _final(logits, positions)
-    expect_shape("correct", correct, (final.shape[0],))
-    expect_shape("wrong", wrong, (final.shape[0],))
+    check.token_ids("correct", correct, final.shape[1], final.shape[0])
+    check.token_ids("wrong", wrong, final.shape[1], final.shape[0])
     rows = torch.arange(final.shape[0])
     diff = final[rows, correct] - final[rows, wrong]
     return diff if per_prompt else diff.mean()
@@ -53,7 +55,7 @@ def answer_probability(
 ) -> torch.Tensor:
     """Mean softmax probability of ``correct`` at ``positions``: a scalar."""
     final = _final(logits, positions)
-    expect_shape("correct", correct, (final.shape[0],))
+    check.token_ids("correct", correct, final.shape[1], final.shape[0])
     return final.softmax(-1)[torch.arange(final.shape[0]), correct].mean()
 
 
@@ -62,7 +64,7 @@ def answer_loss(
 ) -> torch.Tensor:
     """Mean cross-entropy of ``correct`` at ``positions``: a scalar (lower is better)."""
     final = _final(logits, positions)
-    expect_shape("correct", correct, (final.shape[0],))
+    check.token_ids("correct", correct, final.shape[1], final.shape[0])
     return torch.nn.functional.cross_entropy(final, correct)
 
 
@@ -87,7 +89,10 @@ def normalized(metric: Metric, clean_value: float, corrupted_value: float) -> Me
     ``(metric - corrupted) / (clean - corrupted)``: a patch scoring 0.8 restores 80% of
     the clean behaviour.
     """
-    gap = float(clean_value) - float(corrupted_value)
+    if not callable(metric):
+        raise InputError(f"metric must be a callable logits -> scalar, got {type(metric).__name__}")
+    clean_value, corrupted_value = check.number("clean_value", clean_value), check.number("corrupted_value", corrupted_value)
+    gap = clean_value - corrupted_value
     if abs(gap) < 1e-8:
         raise InputError("clean and corrupted runs score the same on this metric: nothing to restore, "
                          "so the normalized metric is undefined. Check the corrupted prompts.")

@@ -6,6 +6,7 @@ import torch
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -14,8 +15,9 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     logits: ``[batch, pos, d_vocab]``; tokens: ``[batch, pos]``. ``loss[:, i]`` scores the
     prediction made at position ``i`` for token ``i+1``.
     """
-    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    check.tokens("tokens", tokens)
     expect_shape("logits", logits, (tokens.shape[0], tokens.shape[1], None), "Expected [batch, pos, d_vocab].")
+    check.token_ids("tokens", tokens.flatten(), logits.shape[-1])
     logp = logits[:, :-1].log_softmax(-1)
     return -logp.gather(-1, tokens[:, 1:, None])[..., 0]
 
@@ -23,12 +25,11 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 def patch_resid_pre(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor, layer: int, pos: int) -> torch.Tensor:
     """Logits ``[batch, pos, d_vocab]`` of the *corrupted* run with ``blocks.{layer}.hook_resid_pre``
     at position ``pos`` replaced by its value in the *clean* run (activation patching)."""
-    expect_shape("clean_tokens", clean_tokens, (None, None))
+    check.tokens("clean_tokens", clean_tokens, model)
+    check.tokens("corrupt_tokens", corrupt_tokens, model)
     expect_shape("corrupt_tokens", corrupt_tokens, tuple(clean_tokens.shape), "clean and corrupt must have the same shape.")
-    if not 0 <= layer < model.cfg.n_layers:
-        raise InputError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
-    if not 0 <= pos < clean_tokens.shape[1]:
-        raise InputError(f"pos must be in 0..{clean_tokens.shape[1] - 1}, got {pos}")
+    layer = check.layer(model, layer)
+    pos = check.integer("pos", pos, 0, clean_tokens.shape[1])
     name = hk.resid_pre(layer)
     _, cache = model.run_with_cache(clean_tokens, names_filter=lambda n: n == name)
     clean = cache[name]

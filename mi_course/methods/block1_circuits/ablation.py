@@ -22,6 +22,7 @@ import torch
 from mi_course.errors import InputError, expect_shape
 from mi_course.methods.components import Component, as_components
 from mi_course.methods.induction import per_token_loss
+from mi_course import validation as check
 
 MODES = ("zero", "mean", "resample")
 
@@ -105,7 +106,9 @@ def ablate(
 
     >>> ablate(model, ds.tokens, [head(2, 1), mlp(0)], mode="mean", reference_tokens=abc.tokens)
     """
-    expect_shape("tokens", tokens, (None, None))
+    check.tokens("tokens", tokens, model)
+    if reference_tokens is not None:
+        check.tokens("reference_tokens", reference_tokens, model)
     hooks = ablation_hooks(model, components, mode, reference_tokens, n_prompts=tokens.shape[0],
                            seq_len=tokens.shape[1], seed=seed)
     with torch.no_grad():
@@ -122,7 +125,7 @@ def ablate_heads(
     ``reference_tokens`` (batch-averaged, per position); ``"resample"`` with its value on a
     random reference prompt.
     """
-    expect_shape("tokens", tokens, (None, None))
+    check.tokens("tokens", tokens, model)
     if mode == "mean" and reference_tokens is None:
         raise InputError("mean ablation needs reference_tokens (the distribution to average over)")
     if mode == "mean":

@@ -34,6 +34,7 @@ from mi_course.errors import InputError, expect_shape
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo.hooks import Site  # noqa: F401  (re-exported)
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 # Where an activation lives (hook template, which dims are heads and positions): the zoo's one table of
@@ -49,10 +50,11 @@ def site(activation: str) -> Site:
     return ACTIVATIONS[activation]
 
 
-def check_pair(clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor) -> None:
-    """Clean and corrupted prompts must be ``[batch, pos]`` of the same shape."""
-    expect_shape("clean_tokens", clean_tokens, (None, None), "Expected [batch, pos] token ids.")
-    expect_shape("corrupted_tokens", corrupted_tokens, (None, None), "Expected [batch, pos] token ids.")
+def check_pair(clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, model=None) -> None:
+    """Clean and corrupted prompts must be non-empty ``[batch, pos]`` integer ids of the same shape
+    (and, with ``model``, within its vocabulary and context)."""
+    check.tokens("clean_tokens", clean_tokens, model)
+    check.tokens("corrupted_tokens", corrupted_tokens, model)
     if clean_tokens.shape != corrupted_tokens.shape:
         raise InputError(
             f"clean and corrupted prompts must have the same shape to patch position by position, got "
@@ -129,7 +131,7 @@ def activation_patching(
     metric: ``logits -> scalar`` (:mod:`mi_course.methods.metrics`). Returns the patched runs'
     metric values, shaped as in the table above.
     """
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     if direction not in ("denoise", "noise"):
         raise InputError(f"direction must be 'denoise' (patch clean into corrupted) or 'noise', got {direction!r}")
     s = site(activation)

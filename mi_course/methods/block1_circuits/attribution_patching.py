@@ -20,6 +20,7 @@ import torch
 from mi_course.errors import InputError
 from mi_course.methods.activation_patching import check_hook_names, check_pair, site
 from mi_course.methods.metrics import Metric, check_metric
+from mi_course import validation as check
 
 
 def gradients(model, tokens: torch.Tensor, metric: Metric, hook_names: list[str], allow_missing: bool = False):
@@ -61,7 +62,7 @@ def attribution_patching(
     Same arguments and output shapes as
     :func:`~mi_course.methods.activation_patching.activation_patching`.
     """
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     if direction not in ("denoise", "noise"):
         raise InputError(f"direction must be 'denoise' or 'noise', got {direction!r}")
     return attribution_patching_many(model, clean_tokens, corrupted_tokens, metric, [(activation, by_pos)],
@@ -76,7 +77,7 @@ def attribution_patching_many(
 
     Returns ``{activation: estimate}`` with the shapes of :func:`attribution_patching`.
     """
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     if direction not in ("denoise", "noise"):
         raise InputError(f"direction must be 'denoise' or 'noise', got {direction!r}")
     sites = {a: site(a) for a, _ in activations}

@@ -29,6 +29,7 @@ from mi_course.methods.attribution_patching import gradients
 from mi_course.methods.components import Component, head, mlp
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 @dataclass
@@ -140,7 +141,7 @@ def edge_attribution_patching(
 ) -> EdgeScores:
     """Score every edge of the model's graph on ``metric`` (denoising: corrupted run, clean
     outputs patched in). See the module docstring."""
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     if getattr(model.cfg, "attn_only", False):
         raise InputError("edge_attribution_patching expects a model with MLPs")
     hooks = _hook_names(model)

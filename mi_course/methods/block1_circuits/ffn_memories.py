@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def _check_neuron(model, layer: int, neuron: int | None = None) -> None:
@@ -35,7 +36,7 @@ def _check_neuron(model, layer: int, neuron: int | None = None) -> None:
 @torch.no_grad()
 def mlp_activations(model, tokens: torch.Tensor, layers: list[int] | None = None, chunk: int = 16) -> torch.Tensor:
     """Neuron activations (``mlp.hook_post``) ``[n_layers_selected, batch, pos, d_mlp]``."""
-    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos] token ids.")
+    check.tokens("tokens", tokens, model)
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     for L in layers:
         _check_neuron(model, L)
@@ -66,7 +67,7 @@ def top_activations(model, tokens: torch.Tensor, k: int = 20, skip_first: int = 
 
     Positions ``< skip_first`` (the ``<bos>`` token) are never chosen.
     """
-    expect_shape("tokens", tokens, (None, None))
+    check.tokens("tokens", tokens, model)
     if k < 1 or k > tokens.shape[0] * (tokens.shape[1] - skip_first):
         raise InputError(f"k must be between 1 and the number of searched positions, got {k}")
     n_pos = tokens.shape[1] - skip_first

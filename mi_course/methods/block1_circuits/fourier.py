@@ -16,6 +16,7 @@ import math
 import torch
 
 from mi_course.errors import InputError
+from mi_course import validation as check
 
 
 def _check_p(p: int) -> None:
@@ -110,6 +111,7 @@ def key_frequencies_from_norms(norms: torch.Tensor, fraction: float = 0.9, max_k
         raise InputError(f"norms must be a 1-D tensor [n_freq + 1] (from frequency_norms), got {list(norms.shape)}.")
     if not 0 < fraction <= 1:
         raise InputError(f"fraction must lie in (0, 1], got {fraction}.")
+    _check_norms(norms)
     nonconst = norms[1:].double()
     order = nonconst.argsort(descending=True)
     cum = nonconst[order].cumsum(0) / nonconst.sum()
@@ -121,7 +123,17 @@ def fraction_in_frequencies(norms: torch.Tensor, freqs: list[int]) -> float:
     """Share of the non-constant squared norm held by ``freqs`` (from :func:`frequency_norms`)."""
     _check_tensor("norms", norms)
     _check_freqs(freqs, norms.shape[0] - 1)
+    _check_norms(norms)
     return float(norms[list(freqs)].sum() / norms[1:].sum())
+
+
+def _check_norms(norms: torch.Tensor) -> None:
+    """Finite, non-negative squared norms whose non-constant part is not all zero."""
+    check.finite("norms", norms)
+    if bool((norms < 0).any()):
+        raise InputError("norms must be squared norms (>= 0), got negative values: pass frequency_norms(...)'s output")
+    if float(norms[1:].sum()) <= 0:
+        raise InputError("every non-constant frequency has norm 0: nothing to rank (an untrained or zeroed model?)")
 
 
 def _check_freqs(freqs, n_freq: int) -> None:

@@ -28,12 +28,12 @@ from mi_course.methods.fourier import (
     n_frequencies, neuron_frequency_fractions,
 )
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def _p_of(model) -> int:
-    cfg = model.cfg if not isinstance(model.cfg, dict) else None
-    d_out = model.cfg["d_vocab_out"] if isinstance(model.cfg, dict) else cfg.d_vocab_out
-    return int(d_out)
+    """The modulus of a modular-addition model; any other kind of model is a clear error."""
+    return check.modadd_p(model)
 
 
 def _is_plain(model) -> bool:
@@ -82,8 +82,15 @@ def neuron_activations(model) -> torch.Tensor:
 def embedding_frequency_norms(model) -> torch.Tensor:
     """Squared norm of the token embedding ``W_E[:p]`` per frequency: ``[(p-1)//2 + 1]`` (0 = constant)."""
     state = model_state(model)
+    if "embed.weight" not in state:
+        raise InputError("expected a modular-addition model or its state dict (no 'embed.weight' in it)")
     W_E = state["embed.weight"].float()
     p = W_E.shape[0] - 1  # the last token is '='
+    if not isinstance(model, dict):
+        p = _p_of(model)  # an IOI or text model is refused here, not read as p = d_vocab - 1
+    elif "unembed.weight" in state and state["unembed.weight"].shape[0] != p:
+        raise InputError(f"expected a modular-addition state dict (d_vocab = p + 1, d_vocab_out = p), got d_vocab "
+                         f"{W_E.shape[0]} and d_vocab_out {state['unembed.weight'].shape[0]}")
     return frequency_norms(fourier_transform_1d(W_E[:p], dim=0))
 
 

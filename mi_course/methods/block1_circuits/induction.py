@@ -6,6 +6,7 @@ import torch
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def prev_token_scores(pattern: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,9 @@ def duplicate_token_scores(pattern: torch.Tensor, seq_len: int) -> torch.Tensor:
 @torch.no_grad()
 def head_scores(model, tokens: torch.Tensor, seq_len: int) -> dict[str, torch.Tensor]:
     """Previous-token, induction and duplicate-token scores of every head, each ``[layer, head]``."""
-    expect_shape("tokens", tokens, (None, 2 * seq_len + 1))
+    check.tokens("tokens", tokens, model)
+    expect_shape("tokens", tokens, (None, 2 * check.integer("seq_len", seq_len, 1) + 1),
+                 "Expected [batch, 2 * seq_len + 1]: BOS, then a random sequence repeated once.")
     _, cache = model.run_with_cache(tokens, names_filter=hk.only("pattern"))
     out = {"prev_token": [], "induction": [], "duplicate": []}
     for layer in range(model.cfg.n_layers):

@@ -21,6 +21,7 @@ import torch
 
 from mi_course.errors import InputError
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 @torch.no_grad()
@@ -30,8 +31,9 @@ def attention_signatures(model, ds) -> dict[str, torch.Tensor]:
     Keys: ``end_to_io``, ``end_to_s1``, ``end_to_s2``, ``s2_to_s1``, ``s2_to_s1_plus_1``,
     ``s1_plus_1_to_s1``. ``ds``: an :class:`~mi_course.data.ioi.IOIDataset` encoded for ``model``.
     """
-    if not hasattr(ds, "pos") or not hasattr(ds, "tokens"):
-        raise InputError("ds must be an IOIDataset (mi_course.data.ioi.make_ioi)")
+    from mi_course.data.ioi import vocabulary
+
+    check.ioi_model(model, ds, len(vocabulary()))
     _, cache = model.run_with_cache(ds.tokens, names_filter=hk.only("pattern"))
     rows = torch.arange(len(ds))
     p = ds.pos

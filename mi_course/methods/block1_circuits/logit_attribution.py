@@ -14,11 +14,14 @@ import torch
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def logit_diff_directions(model, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
     """``W_U[:, correct] - W_U[:, wrong]`` per prompt: ``[batch, d_model]``."""
     W_U = model.W_U.detach()
+    check.token_ids("correct", correct, W_U.shape[1])
+    check.token_ids("wrong", wrong, W_U.shape[1], correct.shape[0])
     return (W_U[:, correct] - W_U[:, wrong]).T
 
 
@@ -45,8 +48,8 @@ def residual_components(model, tokens: torch.Tensor, positions: torch.Tensor) ->
     Components: ``embed`` (token + position), every head ``L.H``, ``MLP L``, and ``bias``
     (the attention output biases); the stack sums to the input of the final LayerNorm.
     """
-    expect_shape("tokens", tokens, (None, None))
-    expect_shape("positions", positions, (tokens.shape[0],))
+    check.tokens("tokens", tokens, model)
+    check.positions("positions", positions, tokens.shape[1], tokens.shape[0])
     names = {hk.resid_pre(0), hk.FINAL_IN, hk.FINAL_SCALE}
     for layer in range(model.cfg.n_layers):
         names |= {hk.z(layer), hk.mlp_out(layer)}
@@ -87,8 +90,11 @@ def dla_by_component(model, tokens, correct, wrong, positions) -> tuple[torch.Te
     The last entry, ``"constant"``, holds the final LN bias and the unembedding bias, so the
     entries add up to the mean logit difference.
     """
-    stack, labels, scale = residual_components(model, tokens, positions)
     dirs = logit_diff_directions(model, correct, wrong)
+    check.tokens("tokens", tokens, model)
+    if correct.shape[0] != tokens.shape[0]:
+        raise InputError(f"correct and wrong need one token per prompt: {correct.shape[0]} for {tokens.shape[0]} prompts")
+    stack, labels, scale = residual_components(model, tokens, positions)
     values = dla(apply_final_ln(model, stack, scale), dirs)
     const = model.ln_final.b.detach() @ dirs.T if hasattr(model.ln_final, "b") else torch.zeros(len(correct))
     if hasattr(model, "b_U"):

@@ -20,16 +20,11 @@ from tqdm.auto import tqdm
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 
 def _check_tokens(model, tokens: torch.Tensor) -> None:
-    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos] token ids (model.to_tokens gives them).")
-    if tokens.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
-        raise InputError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise InputError(f"{tokens.shape[1]} positions is more than the model's context of {model.cfg.n_ctx}")
-    if int(tokens.min()) < 0 or int(tokens.max()) >= model.cfg.d_vocab:
-        raise InputError(f"token ids must lie in 0..{model.cfg.d_vocab - 1}")
+    check.tokens("tokens", tokens, model)
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from mi_course.methods.activation_patching import check_pair
 from mi_course.methods.components import Component, as_components
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 INPUTS = ("q", "k", "v")
 
@@ -94,7 +95,7 @@ def path_patching(
     patched (at ``receiver_pos`` only, if given). Every receiver must be in a later layer than
     every sender.
     """
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     send = as_components(model, senders)
     if not send:
         raise InputError("no senders given")
@@ -148,7 +149,7 @@ def path_patching_sweep(
 
     Heads that cannot send to the receivers (not in an earlier layer) are NaN.
     """
-    check_pair(clean_tokens, corrupted_tokens)
+    check_pair(clean_tokens, corrupted_tokens, model)
     caches = _caches(model, clean_tokens, corrupted_tokens)
     L, H = model.cfg.n_layers, model.cfg.n_heads
     if isinstance(receivers, str):
