@@ -396,6 +396,9 @@ def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
         _LAST_VISIBLE[ex.id] = (fn, verdict.passed)
         show_status(ex, verdict)
         return verdict.passed
+    from mi_course.validation import integer
+
+    seed = integer("seed", seed)  # a hidden test's seed: an int (not "3", 1.5 or a tensor of floats)
     record_outputs(ex, fn, seed)
     verdict = evaluate(ex, fn, seed)
     if not verdict.passed:

@@ -24,9 +24,9 @@ Metric = Callable[[torch.Tensor], torch.Tensor]
 def _final(logits: torch.Tensor, positions: torch.Tensor | int | None) -> torch.Tensor:
     """Logits at one position per prompt: ``[batch, d_vocab]``."""
     expect_shape("logits", logits, (None, None, None), "Expected [batch, pos, d_vocab].")
+    check.finite("logits", logits)
     if positions is None:
         return logits[:, -1]
-    check.finite("logits", logits)
     check.positions("positions", positions, logits.shape[1], logits.shape[0])
     if isinstance(positions, int):
         return logits[:, positions]

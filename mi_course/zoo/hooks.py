@@ -47,18 +47,12 @@ FINAL_OUT = "ln_final.hook_out"
 
 
 def _layer(layer) -> int:
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        try:
-            import torch
+    from mi_course.validation import integer
 
-            if isinstance(layer, torch.Tensor) and layer.numel() == 1 and not layer.is_floating_point():
-                return int(layer)
-        except ImportError:  # pragma: no cover
-            pass
-        raise InputError(f"a layer number must be an int, got {layer!r} ({type(layer).__name__})")
-    if layer < 0:
-        raise InputError(f"a layer number must be >= 0, got {layer}")
-    return layer
+    try:
+        return integer("layer", layer, 0)
+    except InputError as err:
+        raise InputError(f"a layer number must be an int >= 0, got {layer!r} ({type(layer).__name__})") from err
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""Bad calls to public functions get a clear InputError naming the problem: never a deep torch
+traceback, never a silently wrong number. Each row: a call, and words its message must contain."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mi_course import zoo
+from mi_course.data import ioi
+from mi_course.errors import InputError, MiCourseError
+from mi_course.methods import (
+    ablation, activation_patching, attribution_patching, circuit_discovery, circuits, components, ffn_memories,
+    fourier, grokking, induction, ioi_circuit, logit_attribution, logit_lens, metrics, path_patching, toolkit,
+)
+from mi_course.zoo import hooks
+
+
+class Models:
+    """Zoo models, loaded once, on demand."""
+
+    _cache: dict = {}
+
+    def __getattr__(self, name):
+        key = {"attn": "attn-only-2l", "ioi": "ioi-lm", "modadd": "modadd-p113", "text": "text-lm"}[name]
+        if key not in self._cache:
+            self._cache[key] = zoo.load(key)
+        return self._cache[key]
+
+
+M = Models()
+DS = ioi.make_ioi(6, seed=0)
+ABC = DS.abc()
+
+
+def _metric():
+    return metrics.ioi_metric(DS)
+
+
+def _logits():
+    return torch.randn(len(DS), DS.tokens.shape[1], 130)
+
+
+def _check_week06(seed):
+    from mi_course.checking import week06
+
+    return week06.check_fourier_basis(fourier.fourier_basis, seed=seed)
+
+
+BAD_CALLS = {
+    # -- the issue's cases: cryptic torch errors before -------------------------------------------------
+    "patching: float tokens": (lambda: activation_patching.patch_resid_by_pos(
+        M.ioi, DS.tokens.float(), ABC.tokens, _metric(), progress=False), "integer token ids"),
+    "patching: empty batch": (lambda: activation_patching.patch_resid_by_pos(
+        M.ioi, DS.tokens[:0], ABC.tokens[:0], _metric(), progress=False), "empty"),
+    "patching heads: float corrupted tokens": (lambda: activation_patching.patch_heads(
+        M.ioi, DS.tokens, ABC.tokens.float(), _metric(), progress=False), "integer token ids"),
+    "IOI signatures: attention-only model (vocab 128)": (lambda: ioi_circuit.attention_signatures(M.attn, DS),
+                                                         "vocabulary of 128"),
+    "grokking logits: IOI model": (lambda: grokking.all_logits(M.ioi), "modular-addition"),
+    "grokking neurons: attention-only model": (lambda: grokking.neuron_activations(M.attn), "modular-addition"),
+    "logit diff: answer id out of range": (lambda: metrics.logit_diff(_logits(), DS.io + 500, DS.s),
+                                           "token id .* outside the vocabulary"),
+    "logit diff: position out of range": (lambda: metrics.logit_diff(_logits(), DS.io, DS.s, DS.end + 100),
+                                          "position .* outside"),
+    "DLA: answer id out of range": (lambda: logit_attribution.dla_by_head(M.ioi, DS.tokens, DS.io + 500, DS.s, DS.end),
+                                    "token id .* outside the vocabulary"),
+    "DLA: position out of range": (lambda: logit_attribution.dla_by_head(M.ioi, DS.tokens, DS.io, DS.s, DS.end + 100),
+                                   "position .* outside"),
+    "checker: seed as text": (lambda: _check_week06("3"), "seed must be an integer"),
+    "checker: seed as float": (lambda: _check_week06(1.5), "seed must be an integer"),
+    # -- the issue's cases: silently wrong before ------------------------------------------------------
+    "key frequencies: NaN norms": (lambda: fourier.key_frequencies_from_norms(torch.tensor([1.0, math.nan, 2.0, 0.5])),
+                                   "NaN"),
+    "key frequencies: all-zero norms": (lambda: fourier.key_frequencies_from_norms(torch.zeros(57)), "norm 0"),
+    "fraction in frequencies: NaN norms": (lambda: fourier.fraction_in_frequencies(
+        torch.tensor([1.0, math.nan, 2.0]), [1]), "NaN"),
+    "grokking embedding: IOI model (read as p = 129)": (lambda: grokking.embedding_frequency_norms(M.ioi),
+                                                        "modular-addition"),
+    "grokking key frequencies: IOI model": (lambda: grokking.key_frequencies(M.ioi), "modular-addition"),
+    "normalized metric: NaN clean baseline": (lambda: metrics.normalized(_metric(), math.nan, 0.0), "finite"),
+    "normalized metric: NaN corrupted baseline": (lambda: metrics.normalized(_metric(), 1.0, torch.tensor(math.nan)),
+                                                  "finite"),
+    "IOI prompts on text-lm (another vocabulary)": (lambda: ioi_circuit.attention_signatures(M.text, DS),
+                                                    "word vocabulary .* vocabulary of 4096"),
+    # -- a sweep of the other public functions -------------------------------------------------------------
+    "attribution patching: float tokens": (lambda: attribution_patching.attribution_patching(
+        M.ioi, DS.tokens.float(), ABC.tokens, _metric()), "integer token ids"),
+    "attribution patching: ids beyond the vocabulary": (lambda: attribution_patching.attribution_patching(
+        M.attn, DS.tokens, ABC.tokens, _metric()), "vocabulary has 128"),
+    "path patching: empty batch": (lambda: path_patching.path_patching(
+        M.ioi, DS.tokens[:0], ABC.tokens[:0], _metric(), [components.head(0, 0)]), "empty"),
+    "edge attribution: float tokens": (lambda: circuit_discovery.edge_attribution_patching(
+        M.ioi, DS.tokens.float(), ABC.tokens, _metric()), "integer token ids"),
+    "ablation: float tokens": (lambda: ablation.ablate(M.ioi, DS.tokens.float(), [components.head(0, 0)]),
+                               "integer token ids"),
+    "ablation: ids beyond the vocabulary": (lambda: ablation.ablate_heads(M.attn, DS.tokens, [(0, 0)]),
+                                            "vocabulary has 128"),
+    "logit lens: float tokens": (lambda: logit_lens.logit_lens(M.ioi, DS.tokens.float()), "integer token ids"),
+    "logit lens: longer than the context": (lambda: logit_lens.logit_lens(
+        M.ioi, torch.zeros(1, 200, dtype=torch.long)), "context of 48"),
+    "FFN activations: ids beyond the vocabulary": (lambda: ffn_memories.mlp_activations(
+        M.ioi, torch.full((1, 4), 5000)), "vocabulary has 130"),
+    "FFN value vocab: neuron out of range": (lambda: ffn_memories.value_vocab(M.ioi, 0, 10_000), "neuron"),
+    "induction scores: empty batch": (lambda: induction.head_scores(M.attn, torch.zeros(0, 21, dtype=torch.long), 10),
+                                      "empty"),
+    "induction scores: seq_len as float": (lambda: induction.head_scores(
+        M.attn, torch.zeros(1, 21, dtype=torch.long), 10.0), "seq_len must be an integer"),
+    "toolkit patch: layer out of range": (lambda: toolkit.patch_resid_pre(M.attn, DS.tokens % 100, ABC.tokens % 100,
+                                                                          7, 0), "layer must be in 0..1"),
+    "toolkit patch: position as float": (lambda: toolkit.patch_resid_pre(M.attn, DS.tokens % 100, ABC.tokens % 100,
+                                                                         0, 1.0), "pos must be an integer"),
+    "next-token loss: float tokens": (lambda: toolkit.next_token_loss(torch.randn(2, 5, 10), torch.rand(2, 5)),
+                                      "integer token ids"),
+    "next-token loss: ids beyond the logits": (lambda: toolkit.next_token_loss(
+        torch.randn(2, 5, 10), torch.full((2, 5), 12)), "outside the vocabulary"),
+    "answer probability: id out of range": (lambda: metrics.answer_probability(_logits(), DS.io + 500), "outside"),
+    "answer loss: float answers": (lambda: metrics.answer_loss(_logits(), DS.io.float()), "integer token ids"),
+    "metric on NaN logits": (lambda: metrics.logit_diff(torch.full((6, 3, 130), math.nan), DS.io, DS.s), "NaN"),
+    "normalized: not a metric": (lambda: metrics.normalized(3.0, 1.0, 0.0), "callable"),
+    "logit-diff directions: id out of range": (lambda: logit_attribution.logit_diff_directions(
+        M.ioi, DS.io + 500, DS.s), "outside the vocabulary"),
+    "QK circuit: head out of range": (lambda: circuits.qk_circuit(M.attn, 0, 99), "head"),
+    "Fourier basis: even p": (lambda: fourier.fourier_basis(4), "odd integer"),
+    "restricted loss: frequency out of range": (lambda: grokking.restricted_loss(torch.randn(113, 113, 113), [99]),
+                                                "1..56"),
+    "hook name: layer as float": (lambda: hooks.resid_pre(1.0), "layer number must be an int"),
+    "patching: unknown activation": (lambda: activation_patching.activation_patching(
+        M.ioi, DS.tokens, ABC.tokens, _metric(), "result", progress=False), "unknown activation"),
+    "zoo: model name not a string": (lambda: zoo.load(3), "expects a model name"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_bad_call_gets_a_clear_error(name):
+    call, words = BAD_CALLS[name]
+    with pytest.raises(MiCourseError) as err:
+        call()
+    message = str(err.value)
+    assert err.type is InputError or issubclass(err.type, MiCourseError)
+    import re
+
+    assert re.search(words, message), f"{name}: message {message!r} lacks {words!r}"
+    assert len(message) < 600, f"{name}: message too long to read: {message!r}"
+
+
+def test_the_good_calls_still_work():
+    """The validation accepts what the course passes (int32 ids, 0-dim int positions, numpy ints)."""
+    import numpy as np
+
+    logits = _logits()
+    assert torch.isfinite(metrics.logit_diff(logits, DS.io, DS.s, DS.end))
+    assert torch.isfinite(metrics.logit_diff(logits, DS.io.int(), DS.s.int(), -1))
+    assert metrics.normalized(_metric(), np.float32(2.0), torch.tensor(0.5))(M.ioi(DS.tokens)).ndim == 0
+    assert fourier.key_frequencies_from_norms(torch.tensor([5.0, 0.0, 3.0, 1.0])) == [2, 3]
+    assert hooks.z(np.int64(1)) == "blocks.1.attn.hook_z"
