@@ -113,6 +113,7 @@ def _installed_copy(tmp_path: Path) -> Path:
     return site
 
 
+@pytest.mark.slow  # runs nbgrader in a subprocess or a kernel
 def test_release_works_from_a_plain_install_inside_a_course_folder(tmp_path, no_env):
     """Regression: after `pip install .` (not -e), `mi-course release` in a course folder said
     '... has no solutions/ folder' (it looked beside the installed package), while `grade` worked."""
@@ -132,6 +133,7 @@ def test_release_works_from_a_plain_install_inside_a_course_folder(tmp_path, no_
 
 
 # -- validate's timeout and message ------------------------------------------------------------------
+@pytest.mark.slow  # runs nbgrader in a subprocess or a kernel
 def test_validate_says_a_cell_timed_out_and_how_to_raise_the_limit(tmp_path, capsys, no_env):
     root = make_tiny_course(tmp_path / "c")
     week = root / "solutions" / "97_slow"
@@ -144,6 +146,7 @@ def test_validate_says_a_cell_timed_out_and_how_to_raise_the_limit(tmp_path, cap
     assert "--timeout" in err and "validate_timeout" in err
 
 
+@pytest.mark.slow  # runs nbgrader in a subprocess or a kernel
 def test_validate_names_the_failing_cell_and_its_error(tmp_path, capsys, no_env):
     root = make_tiny_course(tmp_path / "c")
     week = root / "solutions" / "96_broken"
