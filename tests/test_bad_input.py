@@ -12,8 +12,9 @@ from mi_course import zoo
 from mi_course.data import ioi
 from mi_course.errors import InputError, MiCourseError
 from mi_course.methods import (
-    ablation, activation_patching, attribution_patching, circuit_discovery, circuits, components, ffn_memories,
-    fourier, grokking, induction, ioi_circuit, logit_attribution, logit_lens, metrics, path_patching, toolkit,
+    ablation, activation_patching, attribution_patching, circuit_discovery, circuit_evaluation, circuits, components,
+    ffn_memories, fourier, grokking, induction, ioi_circuit, logit_attribution, logit_lens, metrics, path_patching,
+    talking_heads, toolkit,
 )
 from mi_course.zoo import hooks
 
@@ -130,6 +131,15 @@ BAD_CALLS = {
     "patching: unknown activation": (lambda: activation_patching.activation_patching(
         M.ioi, DS.tokens, ABC.tokens, _metric(), "result", progress=False), "unknown activation"),
     "zoo: model name not a string": (lambda: zoo.load(3), "expects a model name"),
+    "circuit evaluation: float tokens": (lambda: circuit_evaluation.faithfulness(
+        M.ioi, DS.tokens.float(), ABC.tokens, _metric(), [components.head(0, 0)]), "integer token ids"),
+    "talking heads: NaN basis": (lambda: talking_heads.run_with_projected_sender(
+        M.attn, torch.zeros(1, 5, dtype=torch.long), 0, 0, torch.full((128, 2), math.nan)), "NaN"),
+    "talking heads: ids beyond the vocabulary": (lambda: talking_heads.run_with_projected_sender(
+        M.attn, torch.full((1, 5), 300), 0, 0, torch.zeros(128, 2)), "vocabulary has 128"),
+    "head index: layer as float": (lambda: circuits.ov_circuit(M.attn, 0.5, 0), "layer must be an integer"),
+    "gradients: empty batch": (lambda: attribution_patching.gradients(
+        M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
 }
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 
 from mi_course.errors import InputError, expect_shape
+from mi_course import validation as check
 
 
 def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -27,5 +28,7 @@ def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 def head_index(model, layer: int, head: int) -> None:
     """Raise a clear error if ``(layer, head)`` does not exist in ``model``."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    check.integer("layer", layer)
+    check.integer("head", head)
     if not (0 <= int(layer) < n_layers and 0 <= int(head) < n_heads):
         raise InputError(f"head {layer}.{head} does not exist: the model has {n_layers} layers of {n_heads} heads.")

@@ -28,6 +28,7 @@ def gradients(model, tokens: torch.Tensor, metric: Metric, hook_names: list[str]
 
     An activation that the metric does not depend on is an error, or, with ``allow_missing``,
     gets a zero gradient (edge attribution patching scores every node, used or not)."""
+    check.tokens("tokens", tokens, model)
     acts: dict[str, torch.Tensor] = {}
 
     def keep(act, hook, name=None):

@@ -27,6 +27,7 @@ from mi_course.errors import InputError, expect_shape
 from mi_course.methods.ablation import ablation_hooks, reference_activations
 from mi_course.methods.components import Component, all_heads, all_mlps, as_components
 from mi_course.methods.metrics import Metric, check_metric
+from mi_course import validation as check
 
 
 @dataclass
@@ -47,7 +48,8 @@ class CircuitEvaluator:
     seed: int = 0
 
     def __post_init__(self):
-        expect_shape("tokens", self.tokens, (None, None))
+        check.tokens("tokens", self.tokens, self.model)
+        check.tokens("reference_tokens", self.reference_tokens, self.model)
         expect_shape("reference_tokens", self.reference_tokens, (None, self.tokens.shape[1]),
                      "Mean ablation works position by position: the reference prompts must have the "
                      "same length as the task prompts.")

@@ -27,6 +27,7 @@ from mi_course.errors import InputError, expect_shape
 from mi_course.methods import circuits
 from mi_course.methods.attention import head_index
 from mi_course.zoo import hooks as hk
+from mi_course import validation as check
 
 KINDS = ("Q", "K", "V")
 
@@ -131,7 +132,9 @@ def run_with_projected_sender(model, tokens: torch.Tensor, layer: int, head: int
     Returns ``(logits, cache)`` (cache filtered by ``names_filter``; attention patterns by default).
     """
     head_index(model, layer, head)
+    check.tokens("tokens", tokens, model)
     expect_shape("basis", basis, (model.cfg.d_model, None), "Expected an orthonormal [d_model, k] basis.")
+    check.finite("basis", basis)
     store: dict[str, torch.Tensor] = {}
 
     def grab_z(z, hook):
