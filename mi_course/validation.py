@@ -111,7 +111,7 @@ def tokens(name: str, t, model=None, ndim: int = 2):
         cfg = model_config(model)
         d_vocab = int(cfg.get("d_vocab", 0) or 0)
         if d_vocab and int(t.max()) >= d_vocab:
-            raise InputError(f"{name} has token id {int(t.max())}, but the model's vocabulary has {d_vocab} ids "
+            raise InputError(f"{name} has token ids up to {int(t.max())}, but the model's vocabulary has {d_vocab} ids "
                              f"(0..{d_vocab - 1}): were these tokens made for another model?")
         n_ctx = int(cfg.get("n_ctx", 0) or 0)
         if n_ctx and t.shape[-1] > n_ctx:

@@ -134,9 +134,9 @@ BAD_CALLS = {
     "circuit evaluation: float tokens": (lambda: circuit_evaluation.faithfulness(
         M.ioi, DS.tokens.float(), ABC.tokens, _metric(), [components.head(0, 0)]), "integer token ids"),
     "talking heads: NaN basis": (lambda: talking_heads.run_with_projected_sender(
-        M.attn, torch.zeros(1, 5, dtype=torch.long), 0, 0, torch.full((128, 2), math.nan)), "NaN"),
+        M.attn, torch.zeros(1, 5, dtype=torch.long), 0, 0, torch.full((64, 2), math.nan)), "NaN"),
     "talking heads: ids beyond the vocabulary": (lambda: talking_heads.run_with_projected_sender(
-        M.attn, torch.full((1, 5), 300), 0, 0, torch.zeros(128, 2)), "vocabulary has 128"),
+        M.attn, torch.full((1, 5), 300), 0, 0, torch.zeros(64, 2)), "vocabulary has 128"),
     "head index: layer as float": (lambda: circuits.ov_circuit(M.attn, 0.5, 0), "layer must be an integer"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
