@@ -79,6 +79,7 @@ def test_yours_or_reference(capsys):
         checking.yours_or_reference(mine, "INDUCTION")
 
 
+@pytest.mark.slow  # > 15 s: a training loop, a kernel or a corpus pass
 def test_run_all_reaches_the_end_in_a_kernel(tmp_path):
     """An unsolved exercise in a real kernel: a status block, no error, and the next cells run."""
     from nbclient import NotebookClient

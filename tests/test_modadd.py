@@ -98,6 +98,7 @@ def test_it_grokked_with_the_papers_structure():
     assert f["excluded_loss"]["value"] > math.log(113)
 
 
+@pytest.mark.slow  # > 15 s: a training loop, a kernel or a corpus pass
 def test_progress_measures_show_the_phases(ckpts):
     freqs = zoo.card(R.NAME).figures["key_frequencies"]["value"]
     is_train = dataset().is_train
@@ -112,6 +113,7 @@ def test_progress_measures_show_the_phases(ckpts):
     assert pm["excluded_loss"][i_grok] > 10 * pm["train_loss"][i_grok]
 
 
+@pytest.mark.slow  # > 15 s: a training loop, a kernel or a corpus pass
 def test_recipe_smoke(tmp_path):
     """A few epochs of the real recipe write loadable files with the card's structure."""
     card = R.train_and_save(steps=20, folder=tmp_path, progress=False)

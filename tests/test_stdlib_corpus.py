@@ -37,6 +37,7 @@ def tok():
     return sc.train_tokenizer(512)
 
 
+@pytest.mark.slow  # > 15 s: a training loop, a kernel or a corpus pass
 def test_tokenizer_is_deterministic_and_roundtrips(tok):
     again = sc.train_tokenizer(512)
     assert tok.to_str() == again.to_str()

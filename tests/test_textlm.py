@@ -31,6 +31,7 @@ def test_loads_with_tokenizer(text_model):
     assert c.size_bytes < 20e6 and c.extra["tokenizer"] == "tokenizer.json"
 
 
+@pytest.mark.slow  # re-measures the card's figures (~100 s on a loaded 2-core machine)
 @needs_model
 def test_card_figures_are_what_the_checkpoint_shows(text_model):
     card = zoo.card("text-lm")
