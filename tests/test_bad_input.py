@@ -14,7 +14,7 @@ from mi_course.errors import InputError, MiCourseError
 from mi_course.methods import (
     ablation, activation_patching, attribution_patching, circuit_discovery, circuit_evaluation, circuits, components,
     ffn_memories, fourier, grokking, induction, ioi_circuit, logit_attribution, logit_lens, metrics, path_patching,
-    talking_heads, toolkit,
+    talking_heads, toolkit, zoom_in,
 )
 from mi_course.zoo import hooks
 
@@ -138,6 +138,17 @@ BAD_CALLS = {
     "talking heads: ids beyond the vocabulary": (lambda: talking_heads.run_with_projected_sender(
         M.attn, torch.full((1, 5), 300), 0, 0, torch.zeros(64, 2)), "vocabulary has 128"),
     "head index: layer as float": (lambda: circuits.ov_circuit(M.attn, 0.5, 0), "layer must be an integer"),
+    "per-token loss: float tokens": (lambda: induction.per_token_loss(torch.rand(2, 5, 10), torch.rand(2, 5)),
+                                      "integer token ids"),
+    "previous-token scores: NaN pattern": (lambda: induction.prev_token_scores(torch.full((2, 2, 5, 5), math.nan)),
+                                           "NaN"),
+    "selectivity: empty tuning curves": (lambda: zoom_in.selectivity(torch.zeros(0, 16)), "empty"),
+    "composition score: NaN weights": (lambda: circuits.composition_score(torch.full((4, 4), math.nan),
+                                                                          torch.rand(4, 4)), "NaN"),
+    "effective rank: share above 1": (lambda: talking_heads.effective_rank(torch.rand(5), 2.0), r"share must lie in \(0, 1\]"),
+    "grokking loss: NaN logits": (lambda: grokking.loss_on(torch.full((9, 3), math.nan)), "NaN"),
+    "neuron frequency fractions: NaN activations": (lambda: fourier.neuron_frequency_fractions(
+        torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
 }

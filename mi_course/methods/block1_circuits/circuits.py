@@ -12,6 +12,7 @@ from transformer_lens import FactoredMatrix
 
 from mi_course.errors import InputError, expect_shape
 from mi_course.methods.attention import head_index
+from mi_course import validation as check
 
 
 def head_weights(model, layer: int, head: int) -> dict[str, torch.Tensor]:
@@ -56,6 +57,8 @@ def composition_score(left: torch.Tensor | FactoredMatrix, right: torch.Tensor |
     R = right.AB if isinstance(right, FactoredMatrix) else right
     expect_shape("left", L, (None, None))
     expect_shape("right", R, (L.shape[1], None), "left @ right must be defined.")
+    check.finite("left", L)
+    check.finite("right", R)
     denom = L.norm() * R.norm()
     if float(denom) == 0.0:
         raise InputError("composition score of a zero matrix is undefined")

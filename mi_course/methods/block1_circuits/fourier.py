@@ -157,6 +157,7 @@ def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
     _check_tensor("acts", acts, 3)
     if acts.ndim != 3:
         raise InputError(f"acts must be [p, p, n_neurons], got shape {list(acts.shape)}.")
+    check.finite("acts", acts)
     coeffs = fourier_transform_2d(acts).pow(2)  # [p, p, n]
     p = acts.shape[0]
     total = coeffs.sum((0, 1)) - coeffs[0, 0]  # [n]

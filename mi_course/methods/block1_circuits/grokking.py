@@ -101,9 +101,9 @@ def _logits_2d(logits: torch.Tensor) -> torch.Tensor:
         p = logits.shape[-1]
         if logits.shape != (p, p, p):
             raise InputError(f"logits must be [p, p, p] or [p*p, p], got {list(logits.shape)}.")
-        return logits.reshape(p * p, p)
+        return check.finite("logits", logits).reshape(p * p, p)
     if logits.ndim == 2 and logits.shape[0] == logits.shape[1] ** 2:
-        return logits
+        return check.finite("logits", logits)
     raise InputError(f"logits must be [p, p, p] or [p*p, p] (every pair, a-major), got {list(logits.shape)}.")
 
 

@@ -16,6 +16,7 @@ def prev_token_scores(pattern: torch.Tensor) -> torch.Tensor:
     previous token and is left out.
     """
     expect_shape("pattern", pattern, (None, None, None, None), "Expected [batch, head, query_pos, key_pos].")
+    check.finite("pattern", pattern)
     n = pattern.shape[-1]
     q = torch.arange(1, n)
     return pattern[:, :, q, q - 1].mean(dim=(0, 2))
@@ -64,7 +65,9 @@ def head_scores(model, tokens: torch.Tensor, seq_len: int) -> dict[str, torch.Te
 
 def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy at each position: ``[batch, pos-1]`` from logits ``[batch, pos, vocab]``."""
+    check.tokens("tokens", tokens)
     expect_shape("logits", logits, (tokens.shape[0], tokens.shape[1], None))
+    check.token_ids("tokens", tokens.flatten(), logits.shape[-1])
     logp = logits[:, :-1].log_softmax(-1)
     return -logp.gather(-1, tokens[:, 1:, None])[..., 0]
 

@@ -177,6 +177,9 @@ def channel_basis(sender_ov: torch.Tensor, receiver: torch.Tensor, k: int) -> to
 
 def effective_rank(strengths: torch.Tensor, share: float = 0.9) -> int:
     """How many components hold ``share`` of the squared singular values (the channel's dimension)."""
+    check.finite("strengths", strengths)
+    if not 0 < check.number("share", share) <= 1:
+        raise InputError(f"share must lie in (0, 1], got {share}")
     s2 = strengths.double() ** 2
     c = s2.cumsum(0) / s2.sum()
     return int((c < share).sum()) + 1

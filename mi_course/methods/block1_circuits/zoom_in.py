@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from mi_course.data import curves
 from mi_course.errors import InputError
+from mi_course import validation as check
 
 
 class CurveNet(nn.Module):
@@ -94,6 +95,7 @@ def selectivity(tuning_curves: torch.Tensor, period: float = math.pi) -> torch.T
 
     ``period``: pi for lines (orientations), 2*pi for curves (directions).
     """
+    check.finite("tuning_curves", tuning_curves)
     n = tuning_curves.shape[-1]
     ang = torch.arange(n) * (2 * math.pi / n)  # angles mapped onto the full circle
     r = tuning_curves - tuning_curves.amin(-1, keepdim=True)  # the modulation above the unit's floor
