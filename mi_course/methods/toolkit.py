@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mi_course.errors import InputError, expect_shape
+from mi_course.errors import expect_shape
 from mi_course.zoo import hooks as hk
 from mi_course import validation as check
 

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from mi_course.errors import InputError, expect_shape
+from mi_course.errors import InputError
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo.hooks import Site  # noqa: F401  (re-exported)
 from mi_course.zoo import hooks as hk

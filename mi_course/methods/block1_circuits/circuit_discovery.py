@@ -29,7 +29,6 @@ from mi_course.methods.attribution_patching import gradients
 from mi_course.methods.components import Component, head, mlp
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo import hooks as hk
-from mi_course import validation as check
 
 
 @dataclass

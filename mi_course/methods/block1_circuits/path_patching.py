@@ -28,7 +28,6 @@ from mi_course.methods.activation_patching import check_pair
 from mi_course.methods.components import Component, as_components
 from mi_course.methods.metrics import Metric, check_metric
 from mi_course.zoo import hooks as hk
-from mi_course import validation as check
 
 INPUTS = ("q", "k", "v")
 
