@@ -7,7 +7,9 @@ Submodules are imported lazily so that ``import mi_course`` stays fast:
 - :mod:`mi_course.methods`   reference implementations of MI methods, by paper
 - :mod:`mi_course.checking`  exercise checkers
 - :mod:`mi_course.viz`       ipywidgets visualizers
-- :mod:`mi_course.course`    nbgrader release/validate, slides
+- :mod:`mi_course.course`    the course folder (``course.model``), nbgrader release/validate, slides
+- :mod:`mi_course.grading`   trusted grading of submissions
+- :mod:`mi_course.validation` input checks shared by every public function (``InputError``)
 """
 
 __version__ = "0.1.0"
