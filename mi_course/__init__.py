@@ -10,6 +10,17 @@ Submodules are imported lazily so that ``import mi_course`` stays fast:
 - :mod:`mi_course.course`    the course folder (``course.model``), nbgrader release/validate, slides
 - :mod:`mi_course.grading`   trusted grading of submissions
 - :mod:`mi_course.validation` input checks shared by every public function (``InputError``)
+- :mod:`mi_course.threads`   torch's thread count for small models (``mi_course.set_threads(n)``)
 """
 
 __version__ = "0.1.0"
+
+
+def set_threads(n: int | None) -> int:
+    """Choose torch's CPU thread count for the course's small models (``None``: automatic).
+
+    See :mod:`mi_course.threads`; the environment variable ``MI_COURSE_THREADS`` does the same.
+    """
+    from mi_course.threads import set_threads as _set
+
+    return _set(n)

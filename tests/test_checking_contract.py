@@ -99,3 +99,11 @@ def test_run_all_reaches_the_end_in_a_kernel(tmp_path):
     assert any("text/html" in o.get("data", {}) and "not implemented yet" in o["data"]["text/html"] for o in status)
     assert nb.cells[1].outputs[-1]["data"]["text/plain"] == "False"
     assert "reached the end True" in nb.cells[2].outputs[-1]["text"]
+
+
+def test_under_the_grader_a_failing_visible_check_still_raises(monkeypatch, tmp_path):
+    """Grading is unchanged: with the grader's record folder set, the visible check raises as before."""
+    monkeypatch.setenv(core.RECORD_ENV, str(tmp_path))
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        week02.check_attention_pattern(stub)
+    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference) is True

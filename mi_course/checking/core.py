@@ -10,7 +10,8 @@ Two modes (the "Run All reaches the end" contract):
   function has passed.
 - the hidden test, ``check(ex, fn, seed=N)``, records the outputs for the trusted grader and
   raises ``AssertionError`` on failure; the error shows the verdict only, never the checker's
-  own stack frames.
+  own stack frames. Under the trusted grader (``MI_COURSE_RECORD_DIR`` set) a failing visible
+  check raises too, as it always did, so grading is unchanged by the contract above.
 
 A failure message says which case failed, what was expected (type, shape, dtype), by how much
 the values differ and where, and, when the answer matches a known mistake, a hint for it.
@@ -375,11 +376,11 @@ def show_status(ex: Exercise, verdict: Verdict) -> None:
         print(text)
 
 
-class CheckFailed(AssertionError):
-    """A hidden test's failure: IPython shows its message only, not the checker's frames."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook for a custom traceback
-        return [f"\x1b[0;31mAssertionError\x1b[0m: {self}"]
+def _failure(message: str) -> AssertionError:
+    """An ``AssertionError`` that IPython shows as its message only, without the checker's frames."""
+    err = AssertionError(message)
+    err._render_traceback_ = lambda: [f"\x1b[0;31mAssertionError\x1b[0m: {message}"]  # IPython's hook
+    return err
 
 
 def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
@@ -389,11 +390,16 @@ def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
     ``True``/``False``; it never raises for a wrong or unfinished answer.
     With a seed (a hidden test): record the outputs for the grader, print the verdict and
     return ``True``, or raise ``AssertionError`` with the feedback (no checker frames shown).
+
+    Under the trusted grader (``$MI_COURSE_RECORD_DIR`` set) a failing visible check raises as
+    a hidden test does, so grading does not depend on this notebook-side contract.
     """
     __tracebackhide__ = True  # noqa: F841  (pytest/IPython: hide this frame)
     if seed is None:
         verdict = evaluate(ex, fn, None)
         _LAST_VISIBLE[ex.id] = (fn, verdict.passed)
+        if not verdict.passed and os.environ.get(RECORD_ENV):
+            raise _failure(f"{ex.title}: {verdict.message}")
         show_status(ex, verdict)
         return verdict.passed
     from mi_course.validation import integer
@@ -402,7 +408,7 @@ def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
     record_outputs(ex, fn, seed)
     verdict = evaluate(ex, fn, seed)
     if not verdict.passed:
-        raise CheckFailed(f"{ex.title}: {verdict.message}") from None
+        raise _failure(f"{ex.title}: {verdict.message}")
     print(f"\u2714 {verdict.message}")
     return True
 
