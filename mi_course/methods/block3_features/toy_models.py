@@ -94,7 +94,7 @@ def train_toy_model(model: ToyModel, steps: int = 5000, batch: int = 1024, lr: f
         loss.backward()
         opt.step()
         if step % 100 == 0 or step == steps - 1:
-            losses.append(float(loss))
+            losses.append(loss.item())
     return losses
 
 
@@ -158,7 +158,7 @@ PHASES = {0: "not represented", 1: "dedicated dimension", 2: "superposition"}
 
 
 def phase_diagram(densities: torch.Tensor, relative_importance: torch.Tensor, steps: int = 3000,
-                  batch: int = 1024, seed: int = 0, progress: bool = True) -> dict:
+                  batch: int = 1024, lr: float = 1e-3, seed: int = 0, progress: bool = True) -> dict:
     """The n=2, m=1 phase diagram: what happens to feature 2 as its density and importance vary.
 
     Feature 1 has importance 1, feature 2 ``relative_importance``; both features have density
@@ -173,7 +173,7 @@ def phase_diagram(densities: torch.Tensor, relative_importance: torch.Tensor, st
     dd, rr = torch.meshgrid(d, r, indexing="ij")
     imp = torch.stack([torch.ones_like(rr.flatten()), rr.flatten()], -1)
     model = ToyModel(2, 1, feature_probability=dd.flatten(), importance=imp, seed=seed)
-    train_toy_model(model, steps=steps, batch=batch, seed=seed, progress=progress)
+    train_toy_model(model, steps=steps, batch=batch, lr=lr, seed=seed, progress=progress)
     norms = feature_norms(model.W)
     on1, on2 = norms[:, 0] > 0.5, norms[:, 1] > 0.5
     phase = torch.where(~on2, 0, torch.where(on1, 2, 1)).view(len(d), len(r))
