@@ -42,7 +42,14 @@ class SAECard(ModelCard):
         head = f"  reads {self.hook_name} of {self.model_name}" + (
             f", replaces {self.output_hook_name}" if self.output_hook_name else "")
         lines = super().render().splitlines()
-        return "\n".join(lines[:1] + [head] + lines[1:])
+        out = lines[:1] + [head]
+        for line in lines[1:]:
+            key = line.strip().split(" = ")[0]
+            fig = self.figures.get(key) if " = " in line else None
+            if isinstance(fig, dict) and "random_decoder_baseline" in fig:
+                line += f"  [random decoder: {fig['random_decoder_baseline']:.4g}]"
+            out.append(line)
+        return "\n".join(out)
 
 
 def sae_names() -> list[str]:
