@@ -245,3 +245,144 @@ def check_explained_variance(fn, seed: int | None = None) -> None:
 
 
 EXERCISES = {ex.id: ex for ex in (FEATURE_DIMENSIONALITY, DIMS_PER_FEATURE, TOPK, L1_LOSS, MMCS, EXPLAINED_VARIANCE)}
+
+
+# -- 7. the SAE forward pass -------------------------------------------------------------------
+def _fwd_cases(seed: int) -> list[Case]:
+    g = _g(seed)
+    d, m = (6, 10) if seed == 0 else (int(torch.randint(3, 9, (1,), generator=g)), int(torch.randint(8, 20, (1,), generator=g)))
+    return [Case(f"seed {seed}, d={d}, d_sae={m}", {
+        "x": torch.randn(7, d, generator=g), "W_enc": torch.randn(d, m, generator=g), "b_enc": torch.randn(m, generator=g),
+        "W_dec": torch.randn(m, d, generator=g), "b_dec": torch.randn(d, generator=g)})]
+
+
+def _fwd_reference(x, W_enc, b_enc, W_dec, b_dec):
+    f = torch.relu((x - b_dec) @ W_enc + b_enc)
+    return f @ W_dec + b_dec, f
+
+
+SAE_FORWARD = Exercise(
+    id="w12_sae_forward",
+    title="sae_forward",
+    reference=_fwd_reference,
+    cases=_fwd_cases,
+    mistakes=[
+        Mistake("b_dec not subtracted", lambda x, W_enc, b_enc, W_dec, b_dec: (
+            torch.relu(x @ W_enc + b_enc) @ W_dec + b_dec, torch.relu(x @ W_enc + b_enc)),
+                "centre the input first: the encoder reads x - b_dec (the decoder bias is the SAE's estimate of "
+                "the mean activation)."),
+        Mistake("no ReLU", lambda x, W_enc, b_enc, W_dec, b_dec: (
+            ((x - b_dec) @ W_enc + b_enc) @ W_dec + b_dec, (x - b_dec) @ W_enc + b_enc),
+                "latents are ReLU(pre-activations): without it they are dense and can be negative."),
+    ],
+    hint="f = ReLU((x - b_dec) @ W_enc + b_enc); x_hat = f @ W_dec + b_dec; return (x_hat, f).",
+)
+
+
+def check_sae_forward(fn, seed: int | None = None) -> None:
+    """Check ``sae_forward(x, W_enc, b_enc, W_dec, b_dec) -> (x_hat, latents)``."""
+    check(SAE_FORWARD, fn, seed)
+
+
+# -- 8. the SAE training loop (checked by what it achieves) -------------------------------------
+#: What a trained SAE must reach on the planted-feature case for each entry of the outcome vector.
+TRAINING_BARS = {"mmcs": 0.85, "explained_variance": 0.6, "l0_frac": 1 / 3}
+
+
+def _train_cases(seed: int) -> list[Case]:
+    return [Case(f"planted features, seed {seed}", {"data_seed": seed, "steps": 200})]
+
+
+def _reference_train(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0):
+    torch.manual_seed(seed)
+    W_dec = torch.randn(d_sae, d_in)
+    W_dec = (W_dec / W_dec.norm(dim=-1, keepdim=True) * 0.1).requires_grad_()
+    W_enc = W_dec.detach().T.clone().requires_grad_()
+    b_enc = torch.zeros(d_sae, requires_grad=True)
+    b_dec = torch.zeros(d_in, requires_grad=True)
+    opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=lr)
+    for _ in range(steps):
+        x = sample(256)
+        f = torch.relu((x - b_dec) @ W_enc + b_enc)
+        x_hat = f @ W_dec + b_dec
+        loss = (x - x_hat).pow(2).sum(-1).mean() + l1_coeff * (f * W_dec.norm(dim=-1)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"W_enc": W_enc.detach(), "b_enc": b_enc.detach(), "W_dec": W_dec.detach(), "b_dec": b_dec.detach()}
+
+
+def _no_l1_train(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0):
+    return _reference_train(sample, d_in, d_sae, steps, 0.0, lr, seed)
+
+
+def _no_relu_train(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0):
+    torch.manual_seed(seed)
+    W_enc = (torch.randn(d_in, d_sae) * 0.1).requires_grad_()
+    W_dec = (torch.randn(d_sae, d_in) * 0.1).requires_grad_()
+    b_enc, b_dec = torch.zeros(d_sae, requires_grad=True), torch.zeros(d_in, requires_grad=True)
+    opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=lr)
+    for _ in range(steps):
+        x = sample(256)
+        f = (x - b_dec) @ W_enc + b_enc
+        loss = (x - f @ W_dec - b_dec).pow(2).sum(-1).mean() + l1_coeff * (f.abs() * W_dec.norm(dim=-1)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"W_enc": W_enc.detach(), "b_enc": b_enc.detach(), "W_dec": W_dec.detach(), "b_dec": b_dec.detach()}
+
+
+def training_outcome(train_fn, data_seed: int, steps: int = 200) -> torch.Tensor:
+    """Run ``train_fn`` on planted features (8 dims, 12 features, 24 latents); return the outcome
+    vector [MMCS >= bar, explained variance >= bar, L0 <= bar * d_sae] as 0/1."""
+    from mi_course.data.planted_features import PlantedFeatures
+
+    pf = PlantedFeatures(d=8, n_features=12, expected_active=2, seed=100 + data_seed)
+    g = torch.Generator().manual_seed(data_seed)
+    params = train_fn(lambda n: pf.sample(n, g)[0], 8, 24, steps, seed=data_seed)
+    if not isinstance(params, dict) or not {"W_enc", "b_enc", "W_dec", "b_dec"} <= set(params):
+        raise TypeError("return a dict with the trained W_enc, b_enc, W_dec and b_dec")
+    p = {k: torch.as_tensor(v).detach().float() for k, v in params.items()}
+    x = pf.sample(2000, torch.Generator().manual_seed(999))[0]
+    f = torch.relu((x - p["b_dec"]) @ p["W_enc"] + p["b_enc"])
+    x_hat = f @ p["W_dec"] + p["b_dec"]
+    ok = [sae_metrics.mmcs(p["W_dec"], pf.directions) >= TRAINING_BARS["mmcs"],
+          sae_metrics.explained_variance(x, x_hat) >= TRAINING_BARS["explained_variance"],
+          sae_metrics.l0(f) <= TRAINING_BARS["l0_frac"] * 24]
+    return torch.tensor([float(v) for v in ok])
+
+
+def _outcome(train_fn):
+    def run(data_seed: int, steps: int) -> torch.Tensor:
+        return training_outcome(train_fn, data_seed, steps)
+    return run
+
+
+TRAIN_SAE = Exercise(
+    id="w12_train_sae",
+    title="train_sae",
+    reference=_outcome(_reference_train),
+    cases=_train_cases,
+    mistakes=[
+        Mistake("no sparsity penalty", _outcome(_no_l1_train),
+                "the latents are not sparse (L0 too high): add l1_coeff * mean over tokens of "
+                "sum_i f_i * ||W_dec[i]|| to the loss."),
+        Mistake("no ReLU", _outcome(_no_relu_train),
+                "your latents are linear in x: use f = ReLU((x - b_dec) @ W_enc + b_enc) in the loop."),
+    ],
+    hint=f"the checker trains with your function on planted features and expects MMCS >= {TRAINING_BARS['mmcs']}, "
+         f"explained variance >= {TRAINING_BARS['explained_variance']} and L0 <= a third of the latents. Use Adam "
+         "(lr 3e-3), zero the gradients every step, and initialise W_enc as W_dec's transpose.",
+    atol=0.0, rtol=0.0,
+)
+
+
+def check_train_sae(fn, seed: int | None = None) -> None:
+    """Check ``train_sae(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0) -> dict of parameters``
+    by what it achieves on planted features (MMCS, explained variance, L0, ReLU latents)."""
+    if not callable(fn):
+        return check(TRAIN_SAE, fn, seed)
+    return check(TRAIN_SAE, _outcome(fn), seed)
+
+
+EXERCISES.update({ex.id: ex for ex in (SAE_FORWARD, TRAIN_SAE)})
