@@ -60,9 +60,9 @@ FEATURE_DIMENSIONALITY = Exercise(
 )
 
 
-def check_feature_dimensionality(fn, seed: int | None = None) -> None:
+def check_feature_dimensionality(fn, seed: int | None = None) -> bool:
     """Check ``feature_dimensionality(W [n_features, n_hidden]) -> [n_features]``."""
-    check(FEATURE_DIMENSIONALITY, fn, seed)
+    return check(FEATURE_DIMENSIONALITY, fn, seed)
 
 
 # -- 2. dimensions per feature -----------------------------------------------------------------
@@ -85,9 +85,9 @@ DIMS_PER_FEATURE = Exercise(
 )
 
 
-def check_dims_per_feature(fn, seed: int | None = None) -> None:
+def check_dims_per_feature(fn, seed: int | None = None) -> bool:
     """Check ``dims_per_feature(W [n_features, n_hidden]) -> scalar tensor``."""
-    check(DIMS_PER_FEATURE, fn, seed)
+    return check(DIMS_PER_FEATURE, fn, seed)
 
 
 # -- 3. TopK activation ------------------------------------------------------------------------
@@ -130,9 +130,9 @@ TOPK = Exercise(
 )
 
 
-def check_topk(fn, seed: int | None = None) -> None:
+def check_topk(fn, seed: int | None = None) -> bool:
     """Check ``topk_activation(pre [batch, d_sae], k) -> [batch, d_sae]``."""
-    check(TOPK, fn, seed)
+    return check(TOPK, fn, seed)
 
 
 # -- 4. the ReLU + L1 SAE loss -----------------------------------------------------------------
@@ -170,9 +170,9 @@ L1_LOSS = Exercise(
 )
 
 
-def check_sae_l1_loss(fn, seed: int | None = None) -> None:
+def check_sae_l1_loss(fn, seed: int | None = None) -> bool:
     """Check ``sae_l1_loss(x, x_hat, latents, W_dec, l1_coeff) -> scalar``."""
-    check(L1_LOSS, fn, seed)
+    return check(L1_LOSS, fn, seed)
 
 
 # -- 5. MMCS -----------------------------------------------------------------------------------
@@ -212,9 +212,9 @@ MMCS = Exercise(
 )
 
 
-def check_mmcs(fn, seed: int | None = None) -> None:
+def check_mmcs(fn, seed: int | None = None) -> bool:
     """Check ``mmcs(decoder [d_sae, d], truth [n_true, d]) -> scalar``."""
-    check(MMCS, fn, seed)
+    return check(MMCS, fn, seed)
 
 
 # -- 6. explained variance ---------------------------------------------------------------------
@@ -239,9 +239,9 @@ EXPLAINED_VARIANCE = Exercise(
 )
 
 
-def check_explained_variance(fn, seed: int | None = None) -> None:
+def check_explained_variance(fn, seed: int | None = None) -> bool:
     """Check ``explained_variance(x [n, d], x_hat [n, d]) -> scalar``."""
-    check(EXPLAINED_VARIANCE, fn, seed)
+    return check(EXPLAINED_VARIANCE, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in (FEATURE_DIMENSIONALITY, DIMS_PER_FEATURE, TOPK, L1_LOSS, MMCS, EXPLAINED_VARIANCE)}
@@ -279,9 +279,9 @@ SAE_FORWARD = Exercise(
 )
 
 
-def check_sae_forward(fn, seed: int | None = None) -> None:
+def check_sae_forward(fn, seed: int | None = None) -> bool:
     """Check ``sae_forward(x, W_enc, b_enc, W_dec, b_dec) -> (x_hat, latents)``."""
-    check(SAE_FORWARD, fn, seed)
+    return check(SAE_FORWARD, fn, seed)
 
 
 # -- 8. the SAE training loop (checked by what it achieves) -------------------------------------
@@ -377,7 +377,7 @@ TRAIN_SAE = Exercise(
 )
 
 
-def check_train_sae(fn, seed: int | None = None) -> None:
+def check_train_sae(fn, seed: int | None = None) -> bool:
     """Check ``train_sae(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0) -> dict of parameters``
     by what it achieves on planted features (MMCS, explained variance, L0, ReLU latents)."""
     if not callable(fn):
