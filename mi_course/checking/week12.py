@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401
 from mi_course.methods import sae_metrics, toy_models
 
 
@@ -380,9 +380,25 @@ TRAIN_SAE = Exercise(
 def check_train_sae(fn, seed: int | None = None) -> bool:
     """Check ``train_sae(sample, d_in, d_sae, steps, l1_coeff=0.3, lr=3e-3, seed=0) -> dict of parameters``
     by what it achieves on planted features (MMCS, explained variance, L0, ReLU latents)."""
+    from mi_course.checking import core
+
     if not callable(fn):
         return check(TRAIN_SAE, fn, seed)
-    return check(TRAIN_SAE, _outcome(fn), seed)
+    passed = check(TRAIN_SAE, _outcome(fn), seed)
+    if seed is None:
+        core._LAST_VISIBLE[TRAIN_SAE.id] = (fn, passed)
+    return passed
+
+
+def train_sae_or_reference(fn):
+    """Your ``train_sae`` if its last visible check passed, else the course's reference loop."""
+    from mi_course.checking import core
+
+    last = core._LAST_VISIBLE.get(TRAIN_SAE.id)
+    if last is not None and last[0] is fn and last[1]:
+        return fn
+    print("using the course's reference for train_sae until yours passes its check")
+    return _reference_train
 
 
 EXERCISES.update({ex.id: ex for ex in (SAE_FORWARD, TRAIN_SAE)})
