@@ -47,7 +47,8 @@ class ToyModel(nn.Module):
         if ((fp <= 0) | (fp > 1)).any():
             raise InputError("feature_probability (1 - sparsity) must be in (0, 1]")
         imp = torch.as_tensor(importance, dtype=torch.float)
-        imp = imp.expand(n_instances, n_features).clone() if imp.ndim < 2 else imp
+        if imp.ndim < 2 and imp.numel() in (1, n_features):
+            imp = imp.expand(n_instances, n_features).clone()
         if imp.shape != (n_instances, n_features):
             raise InputError(f"importance must be [n_features] or [instances, n_features], got {list(imp.shape)}")
         g = torch.Generator().manual_seed(seed)
