@@ -30,7 +30,6 @@ tokenize again.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field

@@ -16,7 +16,6 @@ without this module; they are re-exported here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
