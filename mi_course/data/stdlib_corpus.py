@@ -43,12 +43,15 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def _included(rel: Path) -> bool:
+def _included(rel: Path, excluded_dirs: frozenset = EXCLUDED_DIRS) -> bool:
+    """Whether a ``.py`` file at ``rel`` (relative to its root) belongs to a corpus: no test folders
+    or test files, no machine-specific or generated modules, nothing under ``excluded_dirs``."""
     parts = rel.parts
-    if any(p in EXCLUDED_DIRS or p.startswith("config-") for p in parts[:-1]):
+    if any(p in excluded_dirs or p.startswith("config-") for p in parts[:-1]):
         return False
     name = parts[-1]
-    return not (name.startswith("test_") or name.startswith("_sysconfigdata") or name == "__hello__.py")
+    return not (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+                or name.startswith("_sysconfigdata") or name == "__hello__.py")
 
 
 def split_of(rel_path: str) -> str:
@@ -78,11 +81,15 @@ def files(split: str = "train", root: Path | None = None) -> list[str]:
     return [p for p, s in _file_list(str(root)) if split == "all" or s == split]
 
 
+def decode(raw: bytes) -> str:
+    """A source file's text from its bytes (UTF-8; undecodable bytes replaced; ``\\n`` line endings)."""
+    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
 def read(rel_path: str, root: Path | None = None) -> str:
     """One file's text (UTF-8; undecodable bytes replaced; line endings normalised to ``\\n``)."""
     root = Path(root) if root else stdlib_root()
-    raw = (root / rel_path).read_bytes()
-    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return decode((root / rel_path).read_bytes())
 
 
 def load_documents(split: str = "train", root: Path | None = None) -> list[tuple[str, str]]:
@@ -140,11 +147,16 @@ def tokenize_split(tokenizer, split: str = "train", root: Path | None = None, ma
 
     ``tokenizer`` is a ``tokenizers.Tokenizer`` (raw, not the transformers wrapper).
     """
+    paths = files(split, root)[:max_files]
+    return tokenize_texts(tokenizer, [read(p, root) for p in paths])
+
+
+def tokenize_texts(tokenizer, texts) -> torch.Tensor:
+    """Documents joined into one 1-D ``LongTensor``, each preceded by ``<|endoftext|>``."""
     eot = tokenizer.token_to_id(EOT)
     if eot is None:
         raise InputError(f"the tokenizer has no {EOT!r} token; build it with mi_course.data.stdlib_corpus.train_tokenizer")
-    paths = files(split, root)[:max_files]
-    encs = tokenizer.encode_batch([read(p, root) for p in paths])
+    encs = tokenizer.encode_batch(list(texts))
     ids: list[int] = []
     for e in encs:
         ids.append(eot)
@@ -157,6 +169,11 @@ def train_tokenizer(vocab_size: int = 4096, root: Path | None = None):
 
     Deterministic given the same corpus (files are fed in sorted order).
     """
+    return train_tokenizer_on(iter_texts("train", root), vocab_size)
+
+
+def train_tokenizer_on(texts, vocab_size: int = 4096):
+    """A byte-level BPE tokenizer (id 0 ``<|endoftext|>``) trained on an iterable of texts, in order."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -166,7 +183,7 @@ def train_tokenizer(vocab_size: int = 4096, root: Path | None = None):
         vocab_size=vocab_size, min_frequency=2, special_tokens=[EOT],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    tok.train_from_iterator(iter_texts("train", root), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
 

@@ -25,6 +25,15 @@ Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution     
 The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
+Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
+  2023) + Anthropic 2024 update (ReLU+L1), TopK (Gao
+  2024), BatchTopK (Bussmann 2024), JumpReLU
+  (Rajamanoharan 2024); transcoders (Dunefsky 2024)
+SAE metrics: L0, explained variance, CE loss recovered    sae_metrics              12
+  (Bricken 2023); MMCS (Sharkey 2022), matched cosine
+  (SynthSAEBench); random-decoder baseline (Korznikov
+  2026)
 
 Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
 ``block2_knowledge/`` and ``block3_features/`` and a row each to this table.

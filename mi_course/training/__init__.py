@@ -9,4 +9,7 @@ RECIPES = {
     "ioi-lm": "mi_course.training.ioi_recipe",
     "modadd-p113": "mi_course.training.modadd_recipe",
     "text-lm": "mi_course.training.textlm_recipe",
+    "text-lm-v2": "mi_course.training.textlm2_recipe",
+    # sparse autoencoders (written to zoo/saes/, loaded with zoo.load_sae)
+    "text-lm-L1-resid-topk": "mi_course.training.sae_recipe",
 }

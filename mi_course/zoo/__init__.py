@@ -19,8 +19,9 @@ from mi_course import threads
 from mi_course.errors import CheckpointError, UnknownModelError
 from mi_course.zoo.cards import MODELS_DIR, ModelCard, sha256_of, verify_file
 from mi_course.zoo.hub import HUB_ALIASES, is_hub_name, load_hub_model
+from mi_course.zoo.saes import load_sae, sae_card, sae_names
 
-__all__ = ["load", "card", "names", "cards", "build", "ModelCard", "verify"]
+__all__ = ["load", "card", "names", "cards", "build", "ModelCard", "verify", "sae_names", "load_sae", "sae_card"]
 
 
 def names() -> list[str]:

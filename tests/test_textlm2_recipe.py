@@ -1,0 +1,72 @@
+"""text-lm-v2's recipe: a few steps run, stop, resume, and end exactly where an uninterrupted run ends."""
+
+import pytest
+import torch
+
+from mi_course.errors import InputError
+from mi_course.training import RECIPES
+from mi_course.training import textlm2_recipe as R2
+
+TINY = dict(R2.CONFIG, n_layers=1, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=64)
+
+
+def _ids(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    # a little structure (repeats) so the loss can fall
+    base = torch.randint(1, 64, (n // 4,), generator=g)
+    return base.repeat(4)
+
+
+def _run(run_dir, stop_after=None, steps=6):
+    recipe = R2.Recipe(steps=steps, batch_size=4, n_ctx=32, warmup=2, eval_every=3, save_every=2)
+    return R2.train(recipe, run_dir, "cpu", _ids(4000, 0), _ids(800, 1), config=TINY,
+                    stop_after=stop_after, progress=False)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full, rec_full, done = _run(tmp_path / "a")
+    assert done and [h["step"] for h in rec_full.history] == [3, 6]
+    part, _, done = _run(tmp_path / "b", stop_after=4)
+    assert not done and torch.load(tmp_path / "b" / R2.STATE_FILE, weights_only=False)["step"] == 4
+    resumed, rec_res, done = _run(tmp_path / "b")
+    assert done
+    for (k, v), (k2, v2) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in rec_full.history] == \
+           [{k: v for k, v in h.items() if k != "seconds"} for h in rec_res.history]
+    # a run folder written by another recipe is refused, not silently mixed
+    with pytest.raises(InputError, match="different recipe"):
+        _run(tmp_path / "b", steps=8)
+
+
+def test_icl_score_and_measure(tmp_path):
+    losses = torch.tensor([[3.0] * 51 + [2.0] * 50, [3.0] * 51 + [1.0] * 50])
+    assert R2.icl_score(losses) == pytest.approx(-1.5)
+    with pytest.raises(InputError):
+        R2.icl_score(torch.zeros(2, 10))
+    model, _, _ = _run(tmp_path / "c", steps=2)
+    figs = R2.measure(model, _ids(2000, 1), _ids(4000, 0), n_windows=8)
+    assert {"heldout_loss", "unigram_loss", "bigram_loss", "icl_score", "induction_score"} <= set(figs)
+    assert 0 <= figs["induction_score"]["value"] <= 1
+    assert "text-lm-v2" in RECIPES and RECIPES["text-lm"].endswith("textlm_recipe")
+
+
+def test_config_is_the_measured_point():
+    c = R2.CONFIG
+    assert (c["n_layers"], c["d_model"], c["n_ctx"], c["d_vocab"]) == (4, 256, 256, 4096)
+    r = R2.Recipe()
+    assert 28e6 < r.steps * r.batch_size * r.n_ctx < 33e6
+
+
+@pytest.mark.slow
+def test_train_and_save_smoke(tmp_path):
+    """The whole path a long run ends with: corpus, tokens (cached), training, figures, card, files."""
+    card = R2.train_and_save(steps=2, folder=tmp_path / "out", progress=False, run_dir=tmp_path / "run", max_files=12)
+    assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
+    assert (tmp_path / "run" / "tokens.pt").exists() and (tmp_path / "run" / R2.STATE_FILE).exists()
+    assert card.config["d_model"] == 256 and card.training["steps"] == 2
+    assert {"heldout_loss", "bigram_loss", "icl_score", "induction_score"} <= set(card.figures)
+    assert card.extra["corpus"]["packages"]["torch"] and card.extra["corpus"]["tokens_train"] > 0
+    # running it again resumes at the end: nothing retrained, the same checkpoint
+    again = R2.train_and_save(steps=2, folder=tmp_path / "out2", progress=False, run_dir=tmp_path / "run", max_files=12)
+    assert again.sha256 == card.sha256
