@@ -11,6 +11,14 @@ from functools import lru_cache
 import torch
 
 from mi_course.checking.core import Case, Exercise, Mistake, check
+
+try:  # the "Run All reaches the end" contract (mi_course.checking.core)
+    from mi_course.checking.core import yours_or_reference  # noqa: F401
+except ImportError:  # pragma: no cover - until core provides it
+    def yours_or_reference(fn, exercise):
+        """The course's reference for ``exercise`` (stand-in until core.yours_or_reference exists)."""
+        print(f"using the course's reference for {exercise.title}")
+        return exercise.reference
 from mi_course.data import ioi
 from mi_course.methods import acdc, ioi_circuit
 from mi_course.methods import activation_patching as ap

@@ -105,10 +105,20 @@ def graph_forward(model, tokens: torch.Tensor, cut: Iterable[Edge] = (),
     out = {"embed": sd["embed.weight"][tokens] + sd["pos_embed.weight"][:n_pos]}
     const = torch.zeros_like(out["embed"])  # the attention biases b_O: the same in every run
 
+    into: dict[str, list[str]] = {}
+    for u, d in cut:
+        into.setdefault(d, []).append(u)
+    total = {}  # the uncut sum, shared by every reader of one stage
+
     def read(d: str) -> torch.Tensor:
-        x = const.clone()
-        for u, v in out.items():
-            x = x + (corrupted[u] if (u, d) in cut else v)
+        key = len(out)
+        if key not in total:
+            total.clear()
+            total[key] = const + sum(out.values())
+        x = total[key]
+        for u in into.get(d, ()):
+            if u in out:
+                x = x + (corrupted[u] - out[u])
         return x
 
     mask = torch.triu(torch.ones(n_pos, n_pos, dtype=torch.bool), 1)
@@ -204,9 +214,10 @@ def circuit_of(kept: Iterable[Edge]) -> Circuit:
 
 
 def acdc(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, positions: torch.Tensor,
-         threshold: float, progress: bool = True) -> ACDCResult:
+         threshold: float, progress: bool = True, loop: Callable = acdc_loop) -> ACDCResult:
     """ACDC on ``model`` (see the module docstring). ``positions`` ``[batch]``: where the answer is
-    read (IOI: ``ds.end``). Cuts every edge whose removal raises the KL by less than ``threshold``."""
+    read (IOI: ``ds.end``). Cuts every edge whose removal raises the KL by less than ``threshold``.
+    ``loop(edges, score, threshold) -> cut edges``: the pruning loop (default :func:`acdc_loop`)."""
     check_pair(clean_tokens, corrupted_tokens)
     if not isinstance(threshold, (int, float)) or not threshold >= 0:
         raise InputError(f"threshold must be a number >= 0, got {threshold!r}")
@@ -226,7 +237,7 @@ def acdc(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, posi
         logits, _ = graph_forward(model, clean_tokens, cut, corrupted, _w=w, reuse=clean)
         return float(kl_at(clean_logits, logits, positions))
 
-    cut = acdc_loop(edges, score, threshold)
+    cut = set(loop(edges, score, threshold))
     bar.close()
     kept = [e for e in edges if e not in cut][::-1]
     logits, _ = graph_forward(model, clean_tokens, cut, corrupted, _w=w)

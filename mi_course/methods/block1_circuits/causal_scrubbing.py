@@ -113,12 +113,21 @@ def scrubbed_logits(model, ds, hypothesis: Mapping, seed: int = 0) -> torch.Tens
     return model.run_with_hooks(ds.tokens, fwd_hooks=hooks)
 
 
-def scrub_score(model, ds, hypothesis: Mapping, metric, n_seeds: int = 3) -> dict[str, float]:
-    """``{"model", "scrubbed", "all_scrubbed", "score"}``: the metric of the real model, of the
-    scrubbed one and of the one with every head scrubbed to ``nothing`` (means over ``n_seeds``
-    draws), and ``score = (scrubbed - all_scrubbed) / (model - all_scrubbed)``."""
+def scrub_score(model, ds, hypothesis: Mapping, metric, n_seeds: int = 3,
+                all_scrubbed: float | None = None) -> dict[str, float]:
+    """``{"model", "scrubbed", "all_scrubbed", "score", "score_min", "score_max"}``: the metric of the
+    real model, of the scrubbed one and of the one with every head scrubbed to ``nothing`` (means
+    over ``n_seeds`` draws), ``score = (scrubbed - all_scrubbed) / (model - all_scrubbed)`` and the
+    smallest and largest score of a single draw. ``all_scrubbed``: reuse that baseline (it does not
+    depend on the hypothesis) instead of measuring it again."""
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        raise InputError(f"n_seeds must be a positive int, got {n_seeds!r}")
     with torch.no_grad():
         full = float(metric(model(ds.tokens)))
-    sc = sum(float(metric(scrubbed_logits(model, ds, hypothesis, s))) for s in range(n_seeds)) / n_seeds
-    none = sum(float(metric(scrubbed_logits(model, ds, {}, s))) for s in range(n_seeds)) / n_seeds
-    return {"model": full, "scrubbed": sc, "all_scrubbed": none, "score": (sc - none) / (full - none)}
+    draws = [float(metric(scrubbed_logits(model, ds, hypothesis, s))) for s in range(n_seeds)]
+    if all_scrubbed is None:
+        all_scrubbed = sum(float(metric(scrubbed_logits(model, ds, {}, s))) for s in range(n_seeds)) / n_seeds
+    span = full - all_scrubbed
+    scores = [(d - all_scrubbed) / span for d in draws]
+    return {"model": full, "scrubbed": sum(draws) / n_seeds, "all_scrubbed": all_scrubbed,
+            "score": sum(scores) / n_seeds, "score_min": min(scores), "score_max": max(scores)}
