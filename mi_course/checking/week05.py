@@ -12,13 +12,6 @@ import torch
 
 from mi_course.checking.core import Case, Exercise, Mistake, check
 
-try:  # the "Run All reaches the end" contract (mi_course.checking.core)
-    from mi_course.checking.core import yours_or_reference  # noqa: F401
-except ImportError:  # pragma: no cover - until core provides it
-    def yours_or_reference(fn, exercise):
-        """The course's reference for ``exercise`` (stand-in until core.yours_or_reference exists)."""
-        print(f"using the course's reference for {exercise.title}")
-        return exercise.reference
 from mi_course.data import ioi
 from mi_course.methods import acdc, ioi_circuit
 from mi_course.methods import activation_patching as ap
@@ -28,6 +21,14 @@ from mi_course.methods import metrics
 from mi_course.methods import path_patching as pp
 from mi_course.methods.circuit_evaluation import CircuitEvaluator
 from mi_course.methods.components import head
+
+try:  # the "Run All reaches the end" contract (mi_course.checking.core)
+    from mi_course.checking.core import yours_or_reference  # noqa: F401
+except ImportError:  # pragma: no cover - until core provides it
+    def yours_or_reference(fn, exercise):
+        """The course's reference for ``exercise`` (stand-in until core.yours_or_reference exists)."""
+        print(f"using the course's reference for {exercise.title}")
+        return exercise.reference
 
 
 @lru_cache(maxsize=1)
