@@ -10,8 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
-
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.data import ioi
 from mi_course.methods import acdc, ioi_circuit
 from mi_course.methods import activation_patching as ap
@@ -22,13 +21,6 @@ from mi_course.methods import path_patching as pp
 from mi_course.methods.circuit_evaluation import CircuitEvaluator
 from mi_course.methods.components import head
 
-try:  # the "Run All reaches the end" contract (mi_course.checking.core)
-    from mi_course.checking.core import yours_or_reference  # noqa: F401
-except ImportError:  # pragma: no cover - until core provides it
-    def yours_or_reference(fn, exercise):
-        """The course's reference for ``exercise`` (stand-in until core.yours_or_reference exists)."""
-        print(f"using the course's reference for {exercise.title}")
-        return exercise.reference
 
 
 @lru_cache(maxsize=1)
@@ -83,9 +75,9 @@ LOGIT_DIFF = Exercise(
 )
 
 
-def check_logit_difference(fn, seed: int | None = None) -> None:
+def check_logit_difference(fn, seed: int | None = None) -> bool:
     """Check ``logit_difference(logits, io, s, end) -> scalar``."""
-    check(LOGIT_DIFF, fn, seed)
+    return check(LOGIT_DIFF, fn, seed)
 
 
 # -- 2. direct logit attribution ----------------------------------------------------------------
@@ -116,9 +108,9 @@ DLA = Exercise(
 )
 
 
-def check_direct_logit_attribution(fn, seed: int | None = None) -> None:
+def check_direct_logit_attribution(fn, seed: int | None = None) -> bool:
     """Check ``direct_logit_attribution(resid_stack, directions) -> [component]``."""
-    check(DLA, fn, seed)
+    return check(DLA, fn, seed)
 
 
 # -- 3. residual-stream activation patching ----------------------------------------------------
@@ -156,9 +148,9 @@ RESID_PATCH = Exercise(
 )
 
 
-def check_patch_residual_stream(fn, seed: int | None = None) -> None:
+def check_patch_residual_stream(fn, seed: int | None = None) -> bool:
     """Check ``patch_residual_stream(model, clean_tokens, corrupted_tokens, metric) -> [layer, pos]``."""
-    check(RESID_PATCH, fn, seed)
+    return check(RESID_PATCH, fn, seed)
 
 
 # -- 4. head activation patching ---------------------------------------------------------------
@@ -201,9 +193,9 @@ HEAD_PATCH = Exercise(
 )
 
 
-def check_patch_head_outputs(fn, seed: int | None = None) -> None:
+def check_patch_head_outputs(fn, seed: int | None = None) -> bool:
     """Check ``patch_head_outputs(model, clean_tokens, corrupted_tokens, metric) -> [layer, head]``."""
-    check(HEAD_PATCH, fn, seed)
+    return check(HEAD_PATCH, fn, seed)
 
 
 # -- 5. attribution patching -------------------------------------------------------------------
@@ -246,9 +238,9 @@ ATP = Exercise(
 )
 
 
-def check_attribution_scores(fn, seed: int | None = None) -> None:
+def check_attribution_scores(fn, seed: int | None = None) -> bool:
     """Check ``attribution_scores(clean_z, corrupted_z, corrupted_grad) -> [layer, head]``."""
-    check(ATP, fn, seed)
+    return check(ATP, fn, seed)
 
 
 # -- 6. faithfulness ---------------------------------------------------------------------------
@@ -362,9 +354,9 @@ FAITHFULNESS = Exercise(
 )
 
 
-def check_circuit_metric(fn, seed: int | None = None) -> None:
+def check_circuit_metric(fn, seed: int | None = None) -> bool:
     """Check ``circuit_metric(model, tokens, reference_tokens, metric, circuit) -> float``."""
-    check(FAITHFULNESS, fn, seed)
+    return check(FAITHFULNESS, fn, seed)
 
 
 # -- 7. path patching (the student's own) --------------------------------------------------------
@@ -465,9 +457,9 @@ PATH_PATCH = Exercise(
 )
 
 
-def check_path_patch(fn, seed: int | None = None) -> None:
+def check_path_patch(fn, seed: int | None = None) -> bool:
     """Check ``path_patch(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input)``."""
-    check(PATH_PATCH, fn, seed)
+    return check(PATH_PATCH, fn, seed)
 
 
 # -- 8. copying scores ---------------------------------------------------------------------------
@@ -511,9 +503,9 @@ COPYING = Exercise(
 )
 
 
-def check_copying_scores(fn, seed: int | None = None) -> None:
+def check_copying_scores(fn, seed: int | None = None) -> bool:
     """Check ``copying_scores(resid, W_OV, W_U, k) -> [n_heads]``."""
-    check(COPYING, fn, seed)
+    return check(COPYING, fn, seed)
 
 
 # -- 9. ACDC's pruning loop ----------------------------------------------------------------------
@@ -605,9 +597,9 @@ ACDC_LOOP = Exercise(
 )
 
 
-def check_acdc_prune(fn, seed: int | None = None) -> None:
+def check_acdc_prune(fn, seed: int | None = None) -> bool:
     """Check ``acdc_prune(edges, score, threshold) -> set of cut edges``."""
-    check(ACDC_LOOP, fn, seed)
+    return check(ACDC_LOOP, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [LOGIT_DIFF, DLA, RESID_PATCH, HEAD_PATCH, ATP, FAITHFULNESS, PATH_PATCH, COPYING,
