@@ -197,22 +197,27 @@ def _key_with_const(norms, fraction):
 
 
 def _key_fixed_fraction(norms, fraction):
-    return fourier.key_frequencies_from_norms(norms, 0.9)
+    return key_frequencies(norms, 0.9)
 
 
 def _key_off_by_one(norms, fraction):
-    return [k - 1 for k in fourier.key_frequencies_from_norms(norms, fraction)]
+    return [k - 1 for k in key_frequencies(norms, fraction)]
 
 
 def _key_unsorted(norms, fraction):
-    keys = fourier.key_frequencies_from_norms(norms, fraction)
+    keys = key_frequencies(norms, fraction)
     return sorted(keys, key=lambda k: -float(norms[k]))
+
+
+def key_frequencies(norms, fraction=0.9):
+    """The fewest frequencies (sorted) whose norms reach ``fraction`` of the non-constant total (no cap)."""
+    return fourier.key_frequencies_from_norms(norms, fraction, max_keys=len(norms))
 
 
 KEY_FREQS = Exercise(
     id="w06_key_frequencies",
     title="key_frequencies",
-    reference=fourier.key_frequencies_from_norms,
+    reference=key_frequencies,
     cases=_key_cases,
     mistakes=[
         Mistake("counted the constant", _key_with_const,
@@ -473,7 +478,7 @@ def _approx_products_only(acts, freqs):
         keep[2 * k - 1] = keep[2 * k] = True
     mask = (keep[:, None] & keep[None, :])[..., None]
     B, _ = fourier.fourier_basis(p)
-    return torch.einsum("ia,jb,ijn->abn", B, B, coeffs * mask)
+    return torch.einsum("jb,ajn->abn", B, torch.einsum("ia,ijn->ajn", B, coeffs * mask))
 
 
 def _approx_no_inverse(acts, freqs):

@@ -237,13 +237,25 @@ def frequency_ablation_losses(acts: torch.Tensor, W_L: torch.Tensor, logits: tor
     """``[1 + len(freqs)]`` losses (mean cross-entropy over every pair) of the model with its neurons
     replaced by their key-frequency approximation (:func:`fourier.approximate_in_frequencies`): entry 0
     with every frequency in ``freqs``, entry i with ``freqs[i-1]`` left out."""
-    from mi_course.methods.fourier import approximate_in_frequencies
+    from mi_course.methods.fourier import fourier_basis, fourier_transform_2d, frequency_mask_2d
 
     if not freqs:
         raise InputError("freqs must name at least one frequency")
+    L = _logits_2d(logits)
+    p = L.shape[1]
+    if acts.ndim != 3 or acts.shape[:2] != (p, p) or W_L.shape != (acts.shape[2], p):
+        raise InputError(f"acts must be [p, p, n] and W_L [n, p] with p = {p}; got {list(acts.shape)}, {list(W_L.shape)}")
+    # linear all the way: drop the unkept Fourier terms of every neuron, map them to the logits
+    # first (n -> p channels), and only then transform back over (a, b)
+    coeffs = fourier_transform_2d(acts).double() @ W_L.double()          # [p, p, p_out]
+    basis = fourier_basis(p)[0].double()
     out = []
     for drop in [None, *freqs]:
         keep = [k for k in freqs if k != drop]
-        new = approximate_in_frequencies(acts, keep) if keep else acts.mean((0, 1), keepdim=True).expand_as(acts)
-        out.append(loss_on(replace_neurons(logits, acts, new, W_L)))
+        removed = coeffs * (~frequency_mask_2d(p, keep)).double()[..., None] if keep else coeffs.clone()
+        if not keep:
+            removed[0, 0] = 0  # keep the mean of every neuron
+        delta = torch.einsum("ia,ijc->ajc", basis, removed)          # back over a, then over b
+        delta = torch.einsum("jb,ajc->abc", basis, delta).reshape(p * p, p)
+        out.append(loss_on(L.double() - delta))
     return torch.tensor(out, dtype=torch.float64)
