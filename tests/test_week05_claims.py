@@ -149,3 +149,19 @@ def test_causal_scrubbing(model, setup):
         cs.scrub_score(model, ds, {"1.0": "colour"}, metric)
     with pytest.raises(InputError):
         cs.resample(ioi.make_ioi(4, seed=0, templates="train", prefix_prob=1.0), "s")
+
+
+def test_backup_experiment(model, setup):
+    """Notebook: ablating 2.1-2.3 costs ~0.9 against a direct share of ~2.4; 2.1+2.2 ~0.02 against ~1.3;
+    1.0+1.1 ~4.3 against ~2.0."""
+    from mi_course.methods import logit_attribution as la
+    from mi_course.methods.components import all_heads
+
+    ds, abc = setup["ds"], setup["abc"]
+    ev = CircuitEvaluator(model, ds.tokens, abc.tokens, setup["metric"])
+    dla = la.dla_by_head(model, ds.tokens, ds.io, ds.s, ds.end)
+    expect = {((2, 1), (2, 2), (2, 3)): (0.88, 2.40), ((2, 1), (2, 2)): (0.02, 1.29), ((1, 0), (1, 1)): (4.32, 2.04)}
+    for group, (drop, direct) in expect.items():
+        kept = [c for c in all_heads(model) if (c.layer, c.index) not in group]
+        assert ev.full - ev.F(kept) == pytest.approx(drop, abs=0.1)
+        assert sum(float(dla[l, h]) for l, h in group) == pytest.approx(direct, abs=0.05)
