@@ -13,7 +13,12 @@ from mi_course.methods import path_patching as pp
 from mi_course.methods.circuit_evaluation import CircuitEvaluator, faithfulness_baselines
 from mi_course.methods.components import head
 
-torch.set_grad_enabled(False)
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    # local, not torch.set_grad_enabled(False) at import: that would leak into other test modules
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,12 @@ from mi_course.data.modadd import P, all_pairs
 from mi_course.errors import InputError
 from mi_course.methods import fourier, grokking
 
-torch.set_grad_enabled(False)
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    # local, not torch.set_grad_enabled(False) at import: that would leak into other test modules
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")
