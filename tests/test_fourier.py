@@ -124,3 +124,20 @@ def test_plots_return_figures_and_reject_bad_input():
         fplot.training_curves(e, torch.rand(4), torch.rand(5))
     with pytest.raises(InputError, match="missing"):
         fplot.progress_measures({"epoch": [0]})
+
+
+def test_fourier_heatmap_labels_every_row_and_keeps_the_title_off_the_colour_bar():
+    from mi_course.viz import fourier as fplot
+
+    names = [f"c{i}" for i in range(25)]
+    fig = fplot.fourier_heatmap(torch.rand(25, 25), names, title="MLP neurons: 2-D Fourier norm (first 25 components)")
+    ax, cax = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert cax.get_ylabel() == "norm over neurons"
+    assert fig._suptitle is not None and ax.get_title() == ""
+    fig.canvas.draw()
+    title_box = fig._suptitle.get_window_extent()
+    assert title_box.y0 >= cax.get_window_extent().y1 - 1  # above the colour bar, not over it
+    with pytest.raises(Exception):
+        fplot.fourier_heatmap(torch.rand(25, 25), names[:10])

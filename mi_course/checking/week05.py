@@ -12,12 +12,15 @@ import torch
 
 from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.data import ioi
+from mi_course.methods import acdc, ioi_circuit
 from mi_course.methods import activation_patching as ap
 from mi_course.methods import attribution_patching as atp
 from mi_course.methods import logit_attribution as la
 from mi_course.methods import metrics
+from mi_course.methods import path_patching as pp
 from mi_course.methods.circuit_evaluation import CircuitEvaluator
 from mi_course.methods.components import head
+
 
 
 @lru_cache(maxsize=1)
@@ -251,11 +254,41 @@ def _circuit_cases(seed: int) -> list[Case]:
     model = _model()
     g = torch.Generator().manual_seed(seed)
     L, H = model.cfg.n_layers, model.cfg.n_heads
-    k = int(torch.randint(2, L * H // 2, (1,), generator=g))
-    pick = torch.randperm(L * H, generator=g)[:k].tolist()
-    circuit = [head(i // H, i % H) for i in sorted(pick)]
-    return [Case(f"seed {seed}, {k} heads in the circuit", {"model": model, "tokens": ds.tokens,
-                 "reference_tokens": abc.tokens, "metric": metrics.ioi_metric(ds), "circuit": circuit})]
+    out = []
+    # the second case keeps only layer-2 heads: every earlier head is ablated at every position,
+    # which an answer that ablates only the last position cannot imitate
+    for kind in ("random", "last layer"):
+        if kind == "random":
+            k = int(torch.randint(2, L * H // 2, (1,), generator=g))
+            pick = sorted(torch.randperm(L * H, generator=g)[:k].tolist())
+        else:
+            k = int(torch.randint(1, H + 1, (1,), generator=g))
+            pick = sorted(((L - 1) * H + torch.randperm(H, generator=g)[:k]).tolist())
+        circuit = [head(i // H, i % H) for i in pick]
+        out.append(Case(f"seed {seed}, {kind}: {k} heads in the circuit", {
+            "model": model, "tokens": ds.tokens, "reference_tokens": abc.tokens, "metric": metrics.ioi_metric(ds),
+            "circuit": circuit}))
+    return out
+
+
+def _f_last_position(model, tokens, reference_tokens, metric, circuit):
+    keep = {(c.layer, c.index) for c in circuit}
+    _, cache = model.run_with_cache(reference_tokens, names_filter=lambda n: n.endswith("hook_z"))
+    hooks = []
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.attn.hook_z"
+        mean = cache[name].mean(0)
+        heads = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep]
+
+        def hook(z, hook, heads=heads, mean=mean):
+            z = z.clone()
+            for h in heads:
+                z[:, -1, h] = mean[-1, h]  # only the last position
+            return z
+
+        hooks.append((name, hook))
+    with torch.no_grad():
+        return float(metric(model.run_with_hooks(tokens, fwd_hooks=hooks)))
 
 
 def _f_zero(model, tokens, reference_tokens, metric, circuit):
@@ -308,6 +341,9 @@ FAITHFULNESS = Exercise(
                 "(ABC) prompts, which keeps their task-independent average output."),
         Mistake("ablated the circuit", _f_inverted,
                 "you knocked out the circuit and kept the rest: F(C) keeps the circuit's heads and mean-ablates all others."),
+        Mistake("only the last position", _f_last_position,
+                "mean-ablate the heads outside the circuit at *every* position (z[:, :, h]), not only where the "
+                "answer is read: what they write at earlier positions reaches the answer through later layers."),
         Mistake("mean over positions", _f_global_mean,
                 "take the mean over the reference prompts separately at each position (mean over dim 0 only), "
                 "not over positions as well."),
@@ -323,4 +359,248 @@ def check_circuit_metric(fn, seed: int | None = None) -> bool:
     return check(FAITHFULNESS, fn, seed)
 
 
-EXERCISES = {ex.id: ex for ex in [LOGIT_DIFF, DLA, RESID_PATCH, HEAD_PATCH, ATP, FAITHFULNESS]}
+# -- 7. path patching (the student's own) --------------------------------------------------------
+def path_patch(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input):
+    """Metric of the clean run with only the path ``sender -> receivers`` corrupted (see
+    :func:`mi_course.methods.path_patching.path_patching`); ``sender`` a ``(layer, head)``, ``receivers``
+    ``"logits"`` or a list of ``(layer, head)``, ``receiver_input`` one of ``"q"``, ``"k"``, ``"v"``."""
+    return float(pp.path_patching(model, clean_tokens, corrupted_tokens, metric, [tuple(sender)], receivers,
+                                  receiver_input))
+
+
+def _pp_cases(seed: int) -> list[Case]:
+    ds, abc = _pair(seed, n=8)
+    model = _model()
+    g = torch.Generator().manual_seed(seed)
+    H = model.cfg.n_heads
+    out = []
+    layer = int(torch.randint(0, 2, (1,), generator=g))
+    sender = (layer, int(torch.randint(0, H, (1,), generator=g)))
+    out.append(Case(f"seed {seed}, sender {sender[0]}.{sender[1]} -> logits", {
+        "model": model, "clean_tokens": ds.tokens, "corrupted_tokens": abc.tokens, "metric": metrics.ioi_metric(ds),
+        "sender": sender, "receivers": "logits", "receiver_input": "q"}))
+    sender = (0, int(torch.randint(0, H, (1,), generator=g)))
+    r_layer = int(torch.randint(1, 3, (1,), generator=g))
+    recv = [(r_layer, h) for h in sorted(torch.randperm(H, generator=g)[:2].tolist())]
+    x = "qkv"[int(torch.randint(0, 3, (1,), generator=g))]
+    out.append(Case(f"seed {seed}, sender 0.{sender[1]} -> {[f'{a}.{b}' for a, b in recv]} {x}", {
+        "model": model, "clean_tokens": ds.tokens, "corrupted_tokens": abc.tokens, "metric": metrics.ioi_metric(ds),
+        "sender": sender, "receivers": recv, "receiver_input": x}))
+    return out
+
+
+@torch.no_grad()
+def _pp_unfrozen(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input):
+    """Corrupts the sender but lets every other head recompute: the path through them leaks in."""
+    L, H = sender
+    name = f"blocks.{L}.attn.hook_z"
+    _, cc = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n == name)
+
+    def hs(z, hook):
+        z = z.clone()
+        z[:, :, H] = cc[name][:, :, H]
+        return z
+
+    if receivers == "logits":
+        return float(metric(model.run_with_hooks(clean_tokens, fwd_hooks=[(name, hs)])))
+    names = sorted({f"blocks.{r[0]}.attn.hook_{receiver_input}" for r in receivers})
+    store = {}
+    rec = [(n, lambda a, hook, n=n: store.__setitem__(n, a.clone())) for n in names]
+    model.run_with_hooks(clean_tokens, fwd_hooks=[(name, hs)] + rec)
+    patch = []
+    for n in names:
+        heads = [r[1] for r in receivers if f"blocks.{r[0]}.attn.hook_{receiver_input}" == n]
+
+        def hr(a, hook, n=n, heads=heads):
+            a = a.clone()
+            for h in heads:
+                a[:, :, h] = store[n][:, :, h]
+            return a
+
+        patch.append((n, hr))
+    return float(metric(model.run_with_hooks(clean_tokens, fwd_hooks=patch)))
+
+
+@torch.no_grad()
+def _pp_total(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input):
+    """The sender's whole effect (activation patching, noising), not the path's."""
+    return float(pp.path_patching(model, clean_tokens, corrupted_tokens, metric, [tuple(sender)], "logits")
+                 if receivers == "logits" else _pp_unfrozen(model, clean_tokens, corrupted_tokens, metric,
+                                                            sender, "logits", receiver_input))
+
+
+@torch.no_grad()
+def _pp_denoise(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input):
+    return float(pp.path_patching(model, corrupted_tokens, clean_tokens, metric, [tuple(sender)], receivers,
+                                  receiver_input))
+
+
+PATH_PATCH = Exercise(
+    id="w05_path_patch",
+    title="path_patch",
+    reference=path_patch,
+    cases=_pp_cases,
+    mistakes=[
+        Mistake("other heads not frozen", _pp_unfrozen,
+                "in the first run only the sender may differ from the clean run: freeze every *other* head's z at "
+                "its clean value, or the sender's effect also reaches the receivers through the heads in between."),
+        Mistake("whole effect", _pp_total,
+                "you measured the sender's whole effect on the metric; path patching then records the receivers' "
+                "inputs in that run and patches *only those* into a fresh clean run."),
+        Mistake("denoising", _pp_denoise,
+                "path patching here runs the *clean* prompts and brings in the sender's output from the corrupted "
+                "run (noising), not the other way round."),
+    ],
+    hint="run 1: clean prompts, every head's z from the clean cache except the sender's (from the corrupted cache); "
+         "record the receivers' hook_q/k/v. Run 2: clean prompts with only those receiver inputs replaced.",
+    atol=1e-4,
+)
+
+
+def check_path_patch(fn, seed: int | None = None) -> bool:
+    """Check ``path_patch(model, clean_tokens, corrupted_tokens, metric, sender, receivers, receiver_input)``."""
+    return check(PATH_PATCH, fn, seed)
+
+
+# -- 8. copying scores ---------------------------------------------------------------------------
+def _copy_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n, d, h, k in [(12, 8, 3, 3), (30, 16, 4, int(torch.randint(2, 6, (1,), generator=g)))]:
+        resid = torch.randn(n, d, generator=g)
+        W_U = torch.randn(d, n, generator=g)
+        # some heads copy (OV ~ W_U's pseudo-inverse direction), some do not
+        copy = torch.linalg.pinv(resid) @ torch.eye(n) @ torch.linalg.pinv(W_U)
+        W_OV = torch.stack([copy * torch.rand(1, generator=g) + torch.randn(d, d, generator=g) * 0.3 * (i + 1)
+                            for i in range(h)])
+        out.append(Case(f"seed {seed}, {n} names, {h} heads, k={k}", {"resid": resid, "W_OV": W_OV, "W_U": W_U, "k": k}))
+    return out
+
+
+def _copy_transposed(resid, W_OV, W_U, k=1):
+    logits = torch.einsum("nd,hde,em->hnm", resid, W_OV, W_U)
+    top = logits.topk(int(k), dim=1).indices  # ranks the readers, not the written names
+    return (top == torch.arange(resid.shape[0])[None, None, :]).any(1).float().mean(-1)
+
+
+COPYING = Exercise(
+    id="w05_copying_scores",
+    title="copying_scores",
+    reference=ioi_circuit.copying_scores,
+    cases=_copy_cases,
+    mistakes=[
+        Mistake("top-1 only", lambda resid, W_OV, W_U, k=1: ioi_circuit.copying_scores(resid, W_OV, W_U, 1),
+                "a name counts when its own logit is among the k largest of its row, not only when it is the largest: use k."),
+        Mistake("ranked the wrong axis", _copy_transposed,
+                "rank the names the head *writes* (the last axis of resid @ W_OV @ W_U): row i is what the head "
+                "writes when it reads name i."),
+        Mistake("without the OV circuit", lambda resid, W_OV, W_U, k=1: ioi_circuit.copying_scores(
+            resid, torch.eye(resid.shape[1]).expand_as(W_OV), W_U, k),
+                "the head's output is resid @ W_OV[h] (then @ W_U): the score is about what each head copies."),
+    ],
+    hint="logits = einsum('nd,hde,em->hnm', resid, W_OV, W_U); topk(k) over the last axis; a row counts if it "
+         "contains its own index; average over rows.",
+)
+
+
+def check_copying_scores(fn, seed: int | None = None) -> bool:
+    """Check ``copying_scores(resid, W_OV, W_U, k) -> [n_heads]``."""
+    return check(COPYING, fn, seed)
+
+
+# -- 9. ACDC's pruning loop ----------------------------------------------------------------------
+N_ACDC = 8
+
+
+def _edge_index(cut) -> torch.Tensor:
+    """A set of edges ("n{i}", "n{j}") -> a 0/1 tensor over the N x N possible edges."""
+    if not isinstance(cut, (set, frozenset, list, tuple)) or not all(
+            isinstance(e, tuple) and len(e) == 2 and all(isinstance(x, str) and x[1:].isdigit() for x in e) for e in cut):
+        return cut  # not a set of edges: the comparison says what it is
+    out = torch.zeros(N_ACDC * N_ACDC)
+    for u, d in cut:
+        out[int(u[1:]) * N_ACDC + int(d[1:])] = 1
+    return out
+
+
+class _Score:
+    """A distance from the full model for a set of cut edges: a weight per edge plus penalties for
+    pairs that only matter together (the non-additivity ACDC has to cope with)."""
+
+    def __init__(self, weights: dict, pairs: list, bonus: float):
+        self.weights, self.pairs, self.bonus = weights, pairs, bonus
+
+    def __call__(self, cut) -> float:
+        cut = set(cut)
+        return 0.05 + sum(self.weights[e] for e in cut) + self.bonus * sum(a in cut and b in cut for a, b in self.pairs)
+
+
+def _acdc_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n_edges in (10, 20):
+        edges = []
+        while len(edges) < n_edges:
+            i, j = sorted(torch.randint(0, N_ACDC, (2,), generator=g).tolist())
+            if i < j and ("n%d" % i, "n%d" % j) not in edges:
+                edges.append((f"n{i}", f"n{j}"))
+        w = torch.rand(n_edges, generator=g).pow(3) * 0.2
+        weights = {e: float(x) for e, x in zip(edges, w)}
+        pairs = [(edges[a], edges[b]) for a, b in torch.randint(0, n_edges, (n_edges // 3, 2), generator=g).tolist() if a != b]
+        threshold = float(0.01 + torch.rand(1, generator=g) * 0.04)
+        out.append(Case(f"seed {seed}, {n_edges} edges, threshold {threshold:.3f}", {
+            "edges": edges, "score": _Score(weights, pairs, 0.05), "threshold": threshold}))
+    return out
+
+
+def _acdc_vs_full(edges, score, threshold):
+    cut, base = set(), float(score(set()))
+    for e in edges:
+        if float(score(cut | {e})) - base < threshold:
+            cut.add(e)
+    return cut
+
+
+def _acdc_alone(edges, score, threshold):
+    base = float(score(set()))
+    return {e for e in edges if float(score({e})) - base < threshold}
+
+
+def _acdc_flipped(edges, score, threshold):
+    cut, current = set(), float(score(set()))
+    for e in edges:
+        trial = float(score(cut | {e}))
+        if trial - current >= threshold:
+            cut.add(e)
+            current = trial
+    return cut
+
+
+ACDC_LOOP = Exercise(
+    id="w05_acdc_prune",
+    title="acdc_prune",
+    reference=acdc.acdc_loop,
+    cases=_acdc_cases,
+    normalize=_edge_index,
+    mistakes=[
+        Mistake("compared with the full model", _acdc_vs_full,
+                "compare each trial with the graph as it is *now* (the edges cut so far), not with the full model: "
+                "keep a running `current` score and update it when you keep a cut."),
+        Mistake("each edge alone", _acdc_alone,
+                "ACDC is greedy and cumulative: test each edge with every edge cut so far still cut (cut | {edge}), "
+                "not each edge on its own."),
+        Mistake("kept the important edges cut", _acdc_flipped,
+                "an edge stays cut when cutting it changes the score by *less* than the threshold; edges that matter stay."),
+    ],
+    hint="cut = set(); current = score(cut); for each edge in order: trial = score(cut | {edge}); if trial - current "
+         "< threshold: cut it and set current = trial.",
+)
+
+
+def check_acdc_prune(fn, seed: int | None = None) -> bool:
+    """Check ``acdc_prune(edges, score, threshold) -> set of cut edges``."""
+    return check(ACDC_LOOP, fn, seed)
+
+
+EXERCISES = {ex.id: ex for ex in [LOGIT_DIFF, DLA, RESID_PATCH, HEAD_PATCH, ATP, FAITHFULNESS, PATH_PATCH, COPYING,
+                                  ACDC_LOOP]}

@@ -176,12 +176,16 @@ def check_embedding_frequency_norms(fn, seed: int | None = None) -> bool:
 def _key_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     out = []
-    for n_freq, n_keys in [(56, 5), (20, 3)]:
+    fractions = [0.5, 0.7, 0.8, 0.95, 0.99]
+    for n_freq, n_keys in [(56, 5), (20, 3), (30, 8)]:
         norms = 0.05 * torch.rand(n_freq + 1, generator=g)
         keys = torch.randperm(n_freq, generator=g)[:n_keys] + 1
-        norms[keys] = 2 + 3 * torch.rand(n_keys, generator=g)
+        # graded key norms (not all far above the floor), so that the fraction decides how many are kept
+        norms[keys] = 0.3 + 3 * torch.rand(n_keys, generator=g)
         norms[0] = 10.0  # a big constant term, to be ignored
-        out.append(Case(f"seed {seed}, {n_freq} frequencies, {n_keys} keys", {"norms": norms, "fraction": 0.9}))
+        fraction = fractions[int(torch.randint(0, len(fractions), (1,), generator=g))]
+        out.append(Case(f"seed {seed}, {n_freq} frequencies, {n_keys} keys, fraction {fraction}",
+                        {"norms": norms, "fraction": fraction}))
     return out
 
 
@@ -192,23 +196,34 @@ def _key_with_const(norms, fraction):
     return sorted(int(k) for k in order[:n])
 
 
+def _key_fixed_fraction(norms, fraction):
+    return key_frequencies(norms, 0.9)
+
+
 def _key_off_by_one(norms, fraction):
-    return [k - 1 for k in fourier.key_frequencies_from_norms(norms, fraction)]
+    return [k - 1 for k in key_frequencies(norms, fraction)]
 
 
 def _key_unsorted(norms, fraction):
-    keys = fourier.key_frequencies_from_norms(norms, fraction)
+    keys = key_frequencies(norms, fraction)
     return sorted(keys, key=lambda k: -float(norms[k]))
+
+
+def key_frequencies(norms, fraction=0.9):
+    """The fewest frequencies (sorted) whose norms reach ``fraction`` of the non-constant total (no cap)."""
+    return fourier.key_frequencies_from_norms(norms, fraction, max_keys=len(norms))
 
 
 KEY_FREQS = Exercise(
     id="w06_key_frequencies",
     title="key_frequencies",
-    reference=fourier.key_frequencies_from_norms,
+    reference=key_frequencies,
     cases=_key_cases,
     mistakes=[
         Mistake("counted the constant", _key_with_const,
                 "entry 0 is the constant term, not a frequency: leave it out (rank and sum only norms[1:])."),
+        Mistake("ignored fraction", _key_fixed_fraction,
+                "keep frequencies until their share reaches the `fraction` you are given; it is not always 0.9."),
         Mistake("index off by one", _key_off_by_one,
                 "indices into norms[1:] start at 0 but frequencies start at 1: add 1."),
         Mistake("not sorted", _key_unsorted,
@@ -379,5 +394,201 @@ def check_neuron_frequency_fractions(fn, seed: int | None = None) -> bool:
     return check(NEURON_FRACTIONS, fn, seed)
 
 
+# -- 8. the neuron-to-logit map in the Fourier basis ----------------------------------------------
+def neuron_logit_frequencies(W_out, W_U):
+    """``[n, (p-1)//2 + 1]``: squared norm of each neuron's logit map ``W_out @ W_U`` per output frequency."""
+    return fourier.output_frequency_norms(W_out @ W_U)
+
+
+def _nlf_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for p in ([11, 13] if seed == 0 else _primes(seed, 2)):
+        n, d = int(torch.randint(4, 9, (1,), generator=g)), 6
+        out.append(Case(f"seed {seed}, p={p}, {n} neurons", {"W_out": torch.randn(n, d, generator=g),
+                                                            "W_U": torch.randn(d, p, generator=g)}))
+    return out
+
+
+def _nlf_not_squared(W_out, W_U):
+    return fourier.output_frequency_norms(W_out @ W_U).sqrt()
+
+
+def _nlf_cos_only(W_out, W_U):
+    W = W_out @ W_U
+    basis, _ = fourier.fourier_basis(W.shape[1])
+    sq = (W @ basis.T).pow(2)
+    return torch.cat([sq[:, :1], sq[:, 1::2]], dim=1)
+
+
+def _nlf_over_neurons(W_out, W_U):
+    W = W_out @ W_U
+    basis, _ = fourier.fourier_basis(W.shape[1])
+    sq = (basis @ W.T).pow(2)  # the same numbers, but [frequency component, neuron]
+    return torch.cat([sq[:1], sq[1::2] + sq[2::2]]).T
+
+
+NEURON_LOGITS = Exercise(
+    id="w06_neuron_logit_frequencies",
+    title="neuron_logit_frequencies",
+    reference=neuron_logit_frequencies,
+    cases=_nlf_cases,
+    mistakes=[
+        Mistake("norm, not squared", _nlf_not_squared,
+                "return squared norms (cos^2 + sin^2 per frequency), as for the embedding, not their square root."),
+        Mistake("cosines only", _nlf_cos_only,
+                "each frequency has a cos and a sin component: add the squares of both (columns 2k-1 and 2k)."),
+    ],
+    hint="W_L = W_out @ W_U is [n, p]; coefficients W_L @ fourier_basis(p).T; square; column 0, then columns 2k-1 + 2k.",
+)
+
+
+def check_neuron_logit_frequencies(fn, seed: int | None = None) -> bool:
+    """Check ``neuron_logit_frequencies(W_out, W_U) -> [n, (p-1)//2 + 1]``."""
+    return check(NEURON_LOGITS, fn, seed)
+
+
+# -- 9. neurons approximated by their key frequencies -----------------------------------------------
+def _waves_grid(p: int, n: int, g: torch.Generator) -> torch.Tensor:
+    a = torch.arange(p, dtype=torch.float64)[:, None, None]
+    b = torch.arange(p, dtype=torch.float64)[None, :, None]
+    k = torch.randint(1, (p - 1) // 2 + 1, (n,), generator=g).double()
+    ph = torch.rand(n, generator=g, dtype=torch.float64) * 6.28
+    w = 2 * math.pi * k / p
+    x = torch.cos(w * a + ph) + torch.cos(w * b + ph) + torch.randn(p, p, n, generator=g, dtype=torch.float64) * 0.3
+    return torch.relu(x).float()
+
+
+def _approx_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for p in ([11, 13] if seed == 0 else _primes(seed, 2)):
+        n = int(torch.randint(3, 7, (1,), generator=g))
+        n_freq = (p - 1) // 2
+        freqs = sorted((torch.randperm(n_freq, generator=g)[: int(torch.randint(1, 3, (1,), generator=g))] + 1).tolist())
+        out.append(Case(f"seed {seed}, p={p}, {n} neurons, freqs={freqs}", {"acts": _waves_grid(p, n, g), "freqs": freqs}))
+    return out
+
+
+def _approx_products_only(acts, freqs):
+    p = acts.shape[0]
+    coeffs = fourier.fourier_transform_2d(acts)
+    keep = torch.zeros(p, dtype=torch.bool)
+    for k in freqs:
+        keep[2 * k - 1] = keep[2 * k] = True
+    mask = (keep[:, None] & keep[None, :])[..., None]
+    B, _ = fourier.fourier_basis(p)
+    return torch.einsum("jb,ajn->abn", B, torch.einsum("ia,ijn->ajn", B, coeffs * mask))
+
+
+def _approx_no_inverse(acts, freqs):
+    mask = fourier.frequency_mask_2d(acts.shape[0], freqs)[..., None]
+    return fourier.fourier_transform_2d(acts) * mask
+
+
+def _approx_no_constant(acts, freqs):
+    return fourier.approximate_in_frequencies(acts, freqs) - acts.mean((0, 1), keepdim=True)
+
+
+def approximate_neurons(acts, freqs):
+    """``[p, p, n]``: each neuron keeps only its 2-D Fourier terms in ``freqs`` (and the constant)."""
+    return fourier.approximate_in_frequencies(acts, freqs)
+
+
+APPROX = Exercise(
+    id="w06_approximate_neurons",
+    title="approximate_neurons",
+    reference=approximate_neurons,
+    cases=_approx_cases,
+    mistakes=[
+        Mistake("products only", _approx_products_only,
+                "keep the constant and the terms in a alone and b alone too (row 0 and column 0 of the 2-D grid), "
+                "not only the products of two waves."),
+        Mistake("no way back", _approx_no_inverse,
+                "you returned the kept Fourier *coefficients*; transform them back to a function of (a, b) with "
+                "the transposed basis (the basis is orthonormal)."),
+        Mistake("lost the constant", _approx_no_constant,
+                "component [0, 0] (the neuron's mean) is one of the terms to keep."),
+    ],
+    hint="coefficients = B @ acts @ B.T per neuron; zero every [i, j] unless both i and j are 0 or a cos/sin index of "
+         "a frequency in freqs; then B.T @ kept @ B.",
+    atol=1e-4,
+)
+
+
+def check_approximate_neurons(fn, seed: int | None = None) -> bool:
+    """Check ``approximate_neurons(acts, freqs) -> [p, p, n]``."""
+    return check(APPROX, fn, seed)
+
+
+# -- 10. the loss of the approximation, and of ablating each frequency ----------------------------
+def _abl_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for p in ([11, 13] if seed == 0 else _primes(seed, 2)):
+        n = int(torch.randint(4, 8, (1,), generator=g))
+        n_freq = (p - 1) // 2
+        freqs = sorted((torch.randperm(n_freq, generator=g)[: int(torch.randint(2, 4, (1,), generator=g))] + 1).tolist())
+        acts = _waves_grid(p, n, g)
+        W_L = torch.randn(n, p, generator=g) * 2
+        logits = (acts.reshape(p * p, n) @ W_L + torch.randn(p * p, p, generator=g)).float()
+        out.append(Case(f"seed {seed}, p={p}, {n} neurons, freqs={freqs}",
+                        {"acts": acts, "W_L": W_L, "logits": logits, "freqs": freqs}))
+    return out
+
+
+def _abl_only_k(acts, W_L, logits, freqs):
+    out = [grokking.loss_on(grokking.replace_neurons(logits, acts, fourier.approximate_in_frequencies(acts, freqs), W_L))]
+    for k in freqs:
+        out.append(grokking.loss_on(grokking.replace_neurons(logits, acts, fourier.approximate_in_frequencies(acts, [k]), W_L)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _abl_added(acts, W_L, logits, freqs):
+    p = acts.shape[0]
+    out = []
+    for drop in [None, *freqs]:
+        keep = [k for k in freqs if k != drop]
+        new = fourier.approximate_in_frequencies(acts, keep)
+        out.append(grokking.loss_on(logits + new.reshape(p * p, -1) @ W_L))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _abl_wrong_labels(acts, W_L, logits, freqs):
+    p = acts.shape[0]
+    y = torch.arange(p * p) % p  # b, not (a + b) mod p
+    out = []
+    for drop in [None, *freqs]:
+        keep = [k for k in freqs if k != drop]
+        L = grokking.replace_neurons(logits, acts, fourier.approximate_in_frequencies(acts, keep), W_L)
+        out.append(float(torch.nn.functional.cross_entropy(L.double(), y)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+ABLATION = Exercise(
+    id="w06_frequency_ablation_losses",
+    title="frequency_ablation_losses",
+    reference=grokking.frequency_ablation_losses,
+    cases=_abl_cases,
+    mistakes=[
+        Mistake("kept only the ablated frequency", _abl_only_k,
+                "ablating frequency k means keeping every key frequency *except* k, not k alone."),
+        Mistake("added instead of replaced", _abl_added,
+                "the approximation *replaces* the neurons: add (new - acts) @ W_L to the logits, not new @ W_L."),
+        Mistake("wrong labels", _abl_wrong_labels,
+                "the answer for pair row a*p + b is (a + b) % p."),
+    ],
+    hint="for drop in [None, *freqs]: keep = the other frequencies; new = your approximate_neurons(acts, keep); "
+         "logits + (new - acts).reshape(p*p, n) @ W_L; cross-entropy against (a + b) % p; stack the losses.",
+    atol=1e-4,
+    rtol=1e-3,
+)
+
+
+def check_frequency_ablation_losses(fn, seed: int | None = None) -> bool:
+    """Check ``frequency_ablation_losses(acts, W_L, logits, freqs) -> [1 + len(freqs)]``."""
+    return check(ABLATION, fn, seed)
+
+
 EXERCISES = {ex.id: ex for ex in [FOURIER_BASIS, FOURIER_2D, EMBED_NORMS, KEY_FREQS, RESTRICTED, EXCLUDED,
-                                  NEURON_FRACTIONS]}
+                                  NEURON_FRACTIONS, NEURON_LOGITS, APPROX, ABLATION]}

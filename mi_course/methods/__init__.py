@@ -20,9 +20,11 @@ Activation patching (Vig 2020; Meng 2022; Wang 2023)      activation_patching   
 Path patching (Wang 2023; Goldowsky-Dill 2023)            path_patching            05
 Attribution patching (Nanda 2023; Kramar 2024)            attribution_patching     05
 Edge attribution patching (Syed et al. 2023)              circuit_discovery        05
+ACDC: automatic circuit discovery (Conmy et al. 2023)     acdc                     05
+Causal scrubbing (Chan et al. 2022)                       causal_scrubbing         05
 Faithfulness, completeness, minimality (Wang 2023)        circuit_evaluation       05
 Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution        05
-The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
+The IOI circuit's head classes, copying scores (Wang 2023) ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12

@@ -65,22 +65,37 @@ def frequency_spectrum(norms: torch.Tensor, key_freqs: Sequence[int] = (), title
     return fig
 
 
-def fourier_heatmap(coeffs: torch.Tensor, names: Sequence[str] | None = None, title: str = "", max_ticks: int = 12):
-    """Heatmap of a 2-D Fourier coefficient grid ``[p, p]`` (rows: a-component, columns: b-component)."""
+def fourier_heatmap(coeffs: torch.Tensor, names: Sequence[str] | None = None, title: str = "", max_ticks: int = 40,
+                    colorbar_label: str = "norm over neurons"):
+    """Heatmap of a 2-D Fourier coefficient grid ``[p, p]`` (rows: a-component, columns: b-component).
+
+    Every row and column is labelled when there are at most ``max_ticks`` of them (otherwise every
+    n-th); the title sits above the whole figure (wrapped), clear of the colour bar, which is labelled.
+    """
+    import textwrap
+
     if not isinstance(coeffs, torch.Tensor) or coeffs.ndim != 2:
         raise InputError("coeffs must be a 2-D tensor, e.g. fourier_transform_2d(x).norm(dim=-1).")
+    if names is not None and len(names) < max(coeffs.shape):
+        raise InputError(f"names must label every row and column: got {len(names)} names for a "
+                         f"{list(coeffs.shape)} grid.")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    n = max(coeffs.shape)
+    size = 5.5 if n <= 30 else 5.0
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
     im = ax.imshow(coeffs.abs().numpy(), cmap="Blues")
-    fig.colorbar(im, ax=ax)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label(colorbar_label)
     if names is not None:
-        step = max(1, len(names) // max_ticks)
-        ticks = list(range(0, len(names), step))
-        ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=7)
-        ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=7)
+        step = max(1, -(-n // max_ticks))
+        ticks = list(range(0, n, step))
+        fs = 7 if n <= 30 else 6
+        ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=fs)
+        ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=fs)
     ax.set_xlabel("component in b")
     ax.set_ylabel("component in a")
-    ax.set_title(title)
+    if title:
+        fig.suptitle("\n".join(textwrap.wrap(title, 60)), fontsize=10)
     fig.tight_layout()
     return fig
 

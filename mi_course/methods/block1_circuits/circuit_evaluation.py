@@ -127,3 +127,35 @@ def completeness(model, tokens, reference_tokens, metric, circuit, subsets=None,
 
 def minimality(model, tokens, reference_tokens, metric, circuit, **kw) -> dict:
     return CircuitEvaluator(model, tokens, reference_tokens, metric, **kw).minimality(circuit)
+
+
+def faithfulness_baselines(model, pairs: Sequence, circuits: dict[str, Iterable], metric_of,
+                           n_random: int = 50, size: int | None = None, seed: int = 0) -> dict:
+    """Faithfulness ``F(X) / F(M)`` of named head sets beside random sets of the same size.
+
+    pairs: ``[(tokens, reference_tokens, ds), ...]`` (e.g. one per held-out template; each pair
+    must be aligned); ``metric_of(ds) -> metric``; circuits: ``{name: heads}``; ``size``: how many
+    heads a random set has (default: the first circuit's size). Returns ``{name: mean ratio}`` for
+    each circuit plus ``"random"``: the ``n_random`` random sets' mean ratios (a list), each
+    averaged over the pairs.
+    """
+    if not pairs:
+        raise InputError("give at least one (tokens, reference_tokens, ds) pair")
+    heads = all_heads(model)
+    first = next(iter(circuits.values()), None)
+    size = size if size is not None else len(list(first)) if first is not None else len(heads) // 2
+    if not 0 <= size <= len(heads):
+        raise InputError(f"size must be in 0..{len(heads)}, got {size}")
+    rng = random.Random(seed)
+    random_sets = [rng.sample(heads, size) for _ in range(n_random)]
+    sums = {name: 0.0 for name in circuits}
+    rand = [0.0] * n_random
+    for tokens, reference_tokens, ds in pairs:
+        ev = CircuitEvaluator(model, tokens, reference_tokens, metric_of(ds))
+        for name, c in circuits.items():
+            sums[name] += ev.F(c) / ev.full
+        for i, s in enumerate(random_sets):
+            rand[i] += ev.F(s) / ev.full
+    out = {name: v / len(pairs) for name, v in sums.items()}
+    out["random"] = [v / len(pairs) for v in rand]
+    return out

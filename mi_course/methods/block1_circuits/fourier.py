@@ -215,3 +215,44 @@ def logit_cosine_fractions(logits: torch.Tensor, freqs: list[int]) -> torch.Tens
         u = cos_a_plus_b_minus_c(p, k).double()
         out.append((centred * u).sum() ** 2 / (u.pow(2).sum() * total))
     return torch.stack(out).float()
+
+
+def frequency_mask_2d(p: int, freqs: list[int]) -> torch.Tensor:
+    """``[p, p]`` bool over 2-D Fourier components: True where both the a- and the b-component
+    are the constant or a cos/sin of a frequency in ``freqs`` (the terms a key-frequency
+    approximation keeps: constant, terms in a or b alone, and their products)."""
+    _check_p(p)
+    _check_freqs(freqs, n_frequencies(p))
+    keep = torch.zeros(p, dtype=torch.bool)
+    keep[0] = True
+    for k in freqs:
+        keep[2 * k - 1] = keep[2 * k] = True
+    return keep[:, None] & keep[None, :]
+
+
+def approximate_in_frequencies(x: torch.Tensor, freqs: list[int]) -> torch.Tensor:
+    """``x`` ``[p, p, ...]`` over (a, b) with only the 2-D Fourier terms of :func:`frequency_mask_2d`
+    kept: transform, zero every other component, transform back. Same shape as ``x``."""
+    _check_tensor("x", x, 2)
+    p = x.shape[0]
+    coeffs = fourier_transform_2d(x)
+    mask = frequency_mask_2d(p, freqs).reshape(p, p, *([1] * (x.ndim - 2)))
+    basis, _ = fourier_basis(p)
+    kept = coeffs * mask
+    back = torch.einsum("ia,ib...->ab...", basis, kept)   # the basis is orthonormal: its inverse is its transpose
+    return torch.einsum("jb,aj...->ab...", basis, back)
+
+
+def output_frequency_norms(W: torch.Tensor) -> torch.Tensor:
+    """``W`` ``[n, p]`` (e.g. each neuron's effect on the p logits, ``W_out @ W_U``) -> ``[n, (p-1)//2 + 1]``:
+    the squared norm of each row per frequency over the output c (entry 0: the constant)."""
+    _check_tensor("W", W, 2)
+    p = W.shape[1]
+    _check_p(p)
+    basis, _ = fourier_basis(p)
+    return _row_frequency_norms(W.float() @ basis.T)
+
+
+def _row_frequency_norms(coeffs: torch.Tensor) -> torch.Tensor:
+    sq = coeffs.pow(2)
+    return torch.cat([sq[:, :1], sq[:, 1::2] + sq[:, 2::2]], dim=1)

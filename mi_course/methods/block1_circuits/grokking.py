@@ -220,3 +220,50 @@ def progress_measures(checkpoints, freqs: list[int], train_mask: torch.Tensor, p
         out["sum_sq_weights"].append(sum_squared_weights(module))
         out["embed_key_fraction"].append(float(norms[list(freqs)].sum() / norms[1:].sum()))
     return out
+
+
+def neuron_logit_map(model) -> torch.Tensor:
+    """``W_out @ W_U``: ``[d_mlp, p]``, what each neuron adds to each output's logit per unit of activation."""
+    state = model_state(model)
+    W_out = state["blocks.0.mlp.out.weight"].float().T   # nn.Linear stores [out, in]
+    W_U = state["unembed.weight"].float().T
+    return W_out @ W_U
+
+
+def replace_neurons(logits: torch.Tensor, acts: torch.Tensor, new_acts: torch.Tensor, W_L: torch.Tensor) -> torch.Tensor:
+    """Logits ``[p*p, p]`` with the neurons' activations ``acts`` ``[p, p, n]`` replaced by ``new_acts``
+    (the MLP is the last layer and there is no final LayerNorm, so the change is linear: ``W_L`` ``[n, p]``)."""
+    L = _logits_2d(logits)
+    p = L.shape[1]
+    if acts.shape != new_acts.shape or acts.shape[:2] != (p, p) or W_L.shape != (acts.shape[2], p):
+        raise InputError(f"acts and new_acts must be [p, p, n] and W_L [n, p] with p = {p}; got "
+                         f"{list(acts.shape)}, {list(new_acts.shape)}, {list(W_L.shape)}")
+    return L + (new_acts - acts).reshape(p * p, -1).to(L.dtype) @ W_L.to(L.dtype)
+
+
+def frequency_ablation_losses(acts: torch.Tensor, W_L: torch.Tensor, logits: torch.Tensor, freqs: list[int]) -> torch.Tensor:
+    """``[1 + len(freqs)]`` losses (mean cross-entropy over every pair) of the model with its neurons
+    replaced by their key-frequency approximation (:func:`fourier.approximate_in_frequencies`): entry 0
+    with every frequency in ``freqs``, entry i with ``freqs[i-1]`` left out."""
+    from mi_course.methods.fourier import fourier_basis, fourier_transform_2d, frequency_mask_2d
+
+    if not freqs:
+        raise InputError("freqs must name at least one frequency")
+    L = _logits_2d(logits)
+    p = L.shape[1]
+    if acts.ndim != 3 or acts.shape[:2] != (p, p) or W_L.shape != (acts.shape[2], p):
+        raise InputError(f"acts must be [p, p, n] and W_L [n, p] with p = {p}; got {list(acts.shape)}, {list(W_L.shape)}")
+    # linear all the way: drop the unkept Fourier terms of every neuron, map them to the logits
+    # first (n -> p channels), and only then transform back over (a, b)
+    coeffs = fourier_transform_2d(acts).double() @ W_L.double()          # [p, p, p_out]
+    basis = fourier_basis(p)[0].double()
+    out = []
+    for drop in [None, *freqs]:
+        keep = [k for k in freqs if k != drop]
+        removed = coeffs * (~frequency_mask_2d(p, keep)).double()[..., None] if keep else coeffs.clone()
+        if not keep:
+            removed[0, 0] = 0  # keep the mean of every neuron
+        delta = torch.einsum("ia,ijc->ajc", basis, removed)          # back over a, then over b
+        delta = torch.einsum("jb,ajc->abc", basis, delta).reshape(p * p, p)
+        out.append(loss_on(L.double() - delta))
+    return torch.tensor(out, dtype=torch.float64)

@@ -82,3 +82,43 @@ def classify_heads(signatures: dict[str, torch.Tensor], dla: torch.Tensor, thres
             if s["s1_plus_1_to_s1"] >= threshold:
                 classes["previous token"].append(name)
     return classes
+
+
+@torch.no_grad()
+def name_representations(model, ds, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(reps [n_names, d_model], names [n_names])``: for each name that is the IO of some prompt
+    in ``ds``, the mean over those prompts of the residual stream at the IO position as heads of
+    ``layer`` read it (``blocks.{layer}.hook_resid_pre`` through the layer's first LayerNorm)."""
+    if not hasattr(ds, "pos") or not hasattr(ds, "tokens"):
+        raise InputError("ds must be an IOIDataset (mi_course.data.ioi.make_ioi)")
+    if not 0 <= int(layer) < model.cfg.n_layers:
+        raise InputError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
+    name = f"blocks.{layer}.hook_resid_pre"
+    _, cache = model.run_with_cache(ds.tokens, names_filter=lambda n: n == name)
+    x = cache[name][torch.arange(len(ds)), ds.pos["IO"]]
+    sd = model.state_dict()
+    x = x - x.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + getattr(model.cfg, "eps", 1e-5)).sqrt()
+    x = x * sd[f"blocks.{layer}.ln1.weight"] + sd[f"blocks.{layer}.ln1.bias"]
+    names = torch.unique(ds.io)
+    reps = torch.stack([x[ds.io == n].mean(0) for n in names])
+    return reps, names
+
+
+def copying_scores(resid: torch.Tensor, W_OV: torch.Tensor, W_U: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """``[n_heads]``: for each head, the share of names whose own logit is among the ``k`` largest
+    when the head's OV circuit reads the name (Wang et al.'s copying score).
+
+    resid ``[n_names, d_model]``: one representation per name; W_OV ``[n_heads, d_model, d_model]``;
+    W_U ``[d_model, n_names]``: the unembedding columns of the same names, in the same order (pass
+    ``-W_U`` for the *negative* copying score). Row i of ``resid @ W_OV[h] @ W_U`` is what head h
+    writes about every name when it attends to name i.
+    """
+    if resid.ndim != 2 or W_OV.ndim != 3 or W_U.ndim != 2 or W_U.shape[1] != resid.shape[0]:
+        raise InputError("copying_scores: resid [n, d_model], W_OV [heads, d_model, d_model], W_U [d_model, n]")
+    if not 1 <= int(k) <= resid.shape[0]:
+        raise InputError(f"k must be in 1..{resid.shape[0]}, got {k}")
+    logits = torch.einsum("nd,hde,em->hnm", resid, W_OV, W_U)  # [head, name read, name written]
+    top = logits.topk(int(k), dim=-1).indices                  # [head, n, k]
+    own = torch.arange(resid.shape[0])[None, :, None]
+    return (top == own).any(-1).float().mean(-1)
