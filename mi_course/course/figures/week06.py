@@ -21,7 +21,7 @@ def _model():
 
 @lru_cache(maxsize=1)
 def _ckpts():
-    from mi_course.training.modadd_recipe import load_checkpoints
+    from mi_course.zoo.modadd import load_checkpoints
 
     return load_checkpoints()
 
