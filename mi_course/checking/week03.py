@@ -13,12 +13,6 @@ import torch
 from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import ffn_memories, logit_lens
 
-try:  # the Run All contract (checking.core); notebooks call checks.yours_or_reference
-    from mi_course.checking.core import yours_or_reference  # noqa: F401
-except ImportError:  # pragma: no cover  (until the contract lands)
-    def yours_or_reference(fn, exercise):
-        return exercise.reference
-
 
 # -- 1. the logit lens from raw weights --------------------------------------------------------
 def _lens_cases(seed: int) -> list[Case]:
@@ -172,7 +166,6 @@ def check_agreement_rate(fn, seed: int | None = None) -> bool:
 
 
 
-
 # -- 4. the trigger search (Geva et al.'s keys), in chunks (★★★) --------------------------------
 @lru_cache(maxsize=1)
 def _model():
@@ -264,7 +257,7 @@ TOP_ACTIVATIONS = Exercise(
 )
 
 
-def check_top_activations(fn, seed: int | None = None):
+def check_top_activations(fn, seed: int | None = None) -> bool:
     """Check ``top_activations(model, tokens, layer, k, chunk) -> (values, batch_idx, pos_idx)``, each ``[d_mlp, k]``."""
     return check(TOP_ACTIVATIONS, fn, seed)
 
@@ -310,7 +303,7 @@ MODE_SHARE = Exercise(
 )
 
 
-def check_mode_share(fn, seed: int | None = None):
+def check_mode_share(fn, seed: int | None = None) -> bool:
     """Check ``mode_share(last [d_mlp, k]) -> float``."""
     return check(MODE_SHARE, fn, seed)
 
@@ -358,7 +351,7 @@ VALUE_LOGITS = Exercise(
 )
 
 
-def check_value_logits(fn, seed: int | None = None):
+def check_value_logits(fn, seed: int | None = None) -> bool:
     """Check ``value_logits(W_out, w_ln, W_U) -> [d_mlp, d_vocab]``."""
     return check(VALUE_LOGITS, fn, seed)
 
@@ -423,7 +416,7 @@ SCALE_NEURON = Exercise(
 )
 
 
-def check_scale_neuron(fn, seed: int | None = None):
+def check_scale_neuron(fn, seed: int | None = None) -> bool:
     """Check ``scale_neuron(model, tokens, layer, neuron, scale) -> logits [batch, pos, d_vocab]``."""
     return check(SCALE_NEURON, fn, seed)
 
@@ -489,7 +482,7 @@ DIRECT_EFFECT = Exercise(
 )
 
 
-def check_neuron_direct_effect(fn, seed: int | None = None):
+def check_neuron_direct_effect(fn, seed: int | None = None) -> bool:
     """Check ``neuron_direct_effect(model, tokens, layer, neuron) -> [batch, pos, d_vocab]``."""
     return check(DIRECT_EFFECT, fn, seed)
 

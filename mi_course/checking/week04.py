@@ -13,12 +13,6 @@ import torch
 from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import talking_heads
 
-try:  # the Run All contract (checking.core); notebooks call checks.yours_or_reference
-    from mi_course.checking.core import yours_or_reference  # noqa: F401
-except ImportError:  # pragma: no cover  (until the contract lands)
-    def yours_or_reference(fn, exercise):
-        return exercise.reference
-
 
 def _low_rank(d: int, r: int, g: torch.Generator) -> torch.Tensor:
     return torch.randn(d, r, generator=g) @ torch.randn(r, d, generator=g)
@@ -171,7 +165,6 @@ def check_effective_rank(fn, seed: int | None = None) -> bool:
 
 
 
-
 # -- 4. the score of any direction (the random baseline) ----------------------------------------
 def _dir_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
@@ -218,7 +211,7 @@ DIRECTION_SCORES = Exercise(
 )
 
 
-def check_direction_scores(fn, seed: int | None = None):
+def check_direction_scores(fn, seed: int | None = None) -> bool:
     """Check ``direction_scores(sender_ov, directions) -> [n]``."""
     return check(DIRECTION_SCORES, fn, seed)
 
@@ -280,7 +273,7 @@ CHANNEL_BASIS = Exercise(
 )
 
 
-def check_channel_basis(fn, seed: int | None = None):
+def check_channel_basis(fn, seed: int | None = None) -> bool:
     """Check ``channel_basis(sender_ov, receiver, k) -> [d_model, k]`` (compared as a span)."""
     return check(CHANNEL_BASIS, fn, seed)
 
@@ -326,7 +319,7 @@ P_VALUE = Exercise(
 )
 
 
-def check_empirical_p_value(fn, seed: int | None = None):
+def check_empirical_p_value(fn, seed: int | None = None) -> bool:
     """Check ``empirical_p_value(effect, random_effects) -> float``."""
     return check(P_VALUE, fn, seed)
 
@@ -403,7 +396,7 @@ SENDER_RECEIVER = Exercise(
 )
 
 
-def check_sender_receiver_scores(fn, seed: int | None = None):
+def check_sender_receiver_scores(fn, seed: int | None = None) -> bool:
     """Check ``sender_receiver_scores(model, sender_layer, receiver_layer, receiver_head, kind) -> [n_heads, r]``."""
     return check(SENDER_RECEIVER, fn, seed)
 
@@ -479,7 +472,7 @@ REMOVE_FROM_HEAD = Exercise(
 )
 
 
-def check_remove_from_head_output(fn, seed: int | None = None):
+def check_remove_from_head_output(fn, seed: int | None = None) -> bool:
     """Check ``remove_from_head_output(model, tokens, layer, head, basis) -> logits [batch, pos, d_vocab]``."""
     return check(REMOVE_FROM_HEAD, fn, seed)
 
