@@ -49,6 +49,9 @@ def test_keys_and_values(model, top):
     shares = [fm.mode_share(fm.last_tokens(top)[L]) for L in range(4)]
     assert all(0.475 <= s <= 0.51 for s in shares), shares
     assert torch.allclose(fm.last_token_share(top), torch.tensor(shares), atol=1e-4)
+    flat = top.tokens[:, 1:].reshape(-1)
+    random_last = flat[torch.randint(0, flat.numel(), (512, 20), generator=torch.Generator().manual_seed(0))]
+    assert 0.085 < fm.mode_share(random_last) < 0.1
     agree = fm.agreement_by_layer(model, top)
     assert agree.tolist() == pytest.approx([0.225, 0.199, 0.193, 0.176], abs=0.003)
     chance = fm.agreement_by_layer(model, top, shuffled=True)
