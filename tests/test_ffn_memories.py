@@ -34,7 +34,11 @@ def test_top_activations_are_the_largest(tiny, toks):
 
 def test_value_projection_and_agreement(tiny, toks):
     v = fm.value_vocab(tiny, 1, 7)
-    assert torch.allclose(v, tiny.W_out[1, 7] @ tiny.W_U)
+    w_ln = tiny.state_dict()["ln_final.weight"]
+    value = tiny.W_out[1, 7]
+    # through the final LayerNorm: centred over d_model and scaled by its weight, then unembedded
+    assert torch.allclose(v, ((value - value.mean()) * w_ln) @ tiny.W_U, atol=1e-5)
+    assert torch.allclose(fm.value_logits(value[None], w_ln, tiny.W_U)[0], v, atol=1e-5)
     assert torch.allclose(fm.value_vocab_all(tiny, 1)[7], v)
     top = fm.top_activations(tiny, toks, k=4)
     nxt = fm.next_tokens(top)
@@ -64,3 +68,34 @@ def test_bad_inputs(tiny, toks, attn_model):
         fm.value_vocab(attn_model, 0, 0)
     with pytest.raises(InputError, match="k must"):
         fm.top_activations(tiny, toks, k=0)
+
+
+def test_chunked_search_equals_one_pass(tiny, toks):
+    one = fm.top_activations(tiny, toks, k=5, chunk=100)
+    for chunk in (1, 4):
+        many = fm.top_activations(tiny, toks, k=5, chunk=chunk)
+        assert torch.allclose(one.values, many.values)
+        assert torch.equal(one.batch_idx, many.batch_idx) and torch.equal(one.pos_idx, many.pos_idx)
+    v, b, p = fm.top_activations_layer(tiny, toks, 1, 5)
+    assert torch.equal(b, one.batch_idx[1]) and torch.equal(p, one.pos_idx[1])
+
+
+def test_mode_share():
+    assert fm.mode_share(torch.tensor([[5, 5, 5, 2], [1, 2, 3, 3]])) == pytest.approx((0.75 + 0.5) / 2)
+
+
+def test_neuron_interventions(tiny, toks):
+    clean = tiny(toks)
+    assert torch.allclose(fm.scale_neuron(tiny, toks, 1, 3, 1.0), clean, atol=1e-5)
+    # with the final LayerNorm's scale frozen, ablating a last-layer neuron changes the logits by its direct effect
+    _, cache = tiny.run_with_cache(toks, names_filter=lambda n: n == "ln_final.hook_scale")
+    scale = cache["ln_final.hook_scale"]
+
+    def ablate(post, hook):
+        post = post.clone()
+        post[..., 3] = 0.0
+        return post
+
+    with tiny.hooks(fwd_hooks=[("blocks.1.mlp.hook_post", ablate), ("ln_final.hook_scale", lambda s, hook: scale)]):
+        frozen = tiny(toks)
+    assert torch.allclose(clean - frozen, fm.neuron_direct_effect(tiny, toks, 1, 3), atol=1e-4)

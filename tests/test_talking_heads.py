@@ -57,3 +57,75 @@ def test_bad_inputs(attn_model):
         th.read_subspace(torch.eye(4), [7])
     with pytest.raises(InputError, match="basis"):
         th.run_with_projected_sender(attn_model, torch.zeros(1, 5, dtype=torch.long), 0, 3, torch.zeros(10, 2))
+
+
+# -- the figures week 04's prose quotes (notebook, deck, figures/week04.py) ----------------------
+def test_random_direction_baseline(attn_model):
+    """A random direction scores ~1/sqrt(d_model) = 0.125, not sqrt(d_head/d_model) = 0.5."""
+    from mi_course.course.figures.week04 import random_baseline
+
+    base = random_baseline(attn_model)
+    assert 0.115 < float(base.mean()) < 0.13
+    assert 0.075 < float(base.quantile(0.05)) < 0.095 and 0.155 < float(base.quantile(0.95)) < 0.18
+    q, _ = torch.linalg.qr(torch.randn(64, 64))
+    ov = circuits.ov_circuit(attn_model, 0, 3).AB
+    assert float(th.direction_scores(ov, q).pow(2).sum()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_component_scores_against_the_baseline(attn_model):
+    from mi_course.course.figures.week04 import random_baseline
+
+    hi = float(random_baseline(attn_model).quantile(0.95))
+    R = th.receiver_matrix(attn_model, 1, 1, "K")
+    sc = {h: th.component_composition_scores(circuits.ov_circuit(attn_model, 0, h).AB, R) for h in range(4)}
+    above = {h: int((s > hi).sum()) for h, s in sc.items()}
+    sumsq = {h: float(s.pow(2).sum()) for h, s in sc.items()}
+    assert above[3] == 14 and 0.2 < float(sc[3][:14].min()) and float(sc[3][:14].max()) < 0.29
+    assert 0.85 < sumsq[3] < 0.93 and 0.45 < sumsq[2] < 0.56 and 7 <= above[2] <= 10
+    assert above[0] == 0 and above[1] <= 4 and sumsq[0] < 0.22 and 0.22 < sumsq[1] < 0.33
+    assert sum(sumsq.values()) <= 4.0 and all(v <= 1.0 + 1e-5 for v in sumsq.values())
+    S, _ = th.channel(circuits.ov_circuit(attn_model, 0, 3).AB, R)
+    assert th.effective_rank(S) == 11
+
+
+@pytest.fixture(scope="module")
+def ioi_model():
+    from mi_course import zoo
+
+    return zoo.load("ioi-lm")
+
+
+def test_ioi_query_channels_are_low_rank_for_every_sender(ioi_model):
+    for s in range(4):
+        for r in range(4):
+            R = th.receiver_matrix(ioi_model, 2, r, "Q")
+            assert 4 <= th.effective_rank(th.channel(circuits.ov_circuit(ioi_model, 1, s).AB, R)[0]) <= 6
+            sumsq = float(th.sender_receiver_scores(ioi_model, 1, 2, r, "Q")[s].pow(2).sum())
+            assert 0.2 < sumsq < 0.35, (s, r, sumsq)
+
+
+def test_ioi_channel_intervention():
+    from mi_course.course.figures.week04 import ioi_channel_effects
+
+    e = ioi_channel_effects()
+    assert e["clean"]["value"] == pytest.approx(11.65, abs=0.05)
+    h0, h1 = e["1.0"], e["1.1"]
+    assert h0["channel"] == pytest.approx(10.89, abs=0.05) and h1["channel"] == pytest.approx(10.97, abs=0.05)
+    assert h0["channel_layer2_only"] == pytest.approx(11.08, abs=0.05)
+    assert h0["random_mean"] == pytest.approx(11.63, abs=0.05) and h0["random_min"] > h0["channel"] + 0.5
+    assert 11.5 < h0["inside_mean"] < 11.6 and h0["inside_min"] > h0["channel"] + 0.3
+    assert h0["top_output"] < h0["channel"] - 0.1 and h0["top_output"] == pytest.approx(10.7, abs=0.1)
+    assert 0.87 < h0["cos_channel_top"] < 0.94
+    assert e["1.3"]["channel"] == pytest.approx(11.0, abs=0.1)
+
+
+def test_new_week04_methods_reject_bad_input(attn_model):
+    with pytest.raises(InputError, match="directions"):
+        th.direction_scores(torch.eye(4), torch.zeros(5, 2))
+    with pytest.raises(InputError, match="sender_layer"):
+        th.sender_receiver_scores(attn_model, 1, 1, 0, "K")
+    with pytest.raises(InputError, match="reader_layer"):
+        th.run_with_edit_seen_only_by(attn_model, torch.zeros(1, 5, dtype=torch.long), 0, 3, torch.zeros(64, 1), 0)
+    with pytest.raises(InputError, match="random_effects"):
+        th.empirical_p_value(0.5, torch.tensor([]))
+    assert th.empirical_p_value(1.0, torch.zeros(30)) == pytest.approx(1 / 31)

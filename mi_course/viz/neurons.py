@@ -5,7 +5,7 @@
 
 For the chosen neuron: its top-activating examples from a corpus sample, each a window of
 text ending at the firing token with every token shaded by the neuron's activation there,
-and the tokens its output weights (its *value*, ``W_out[layer, neuron] @ W_U``) promote and
+and the tokens its output weights (its *value*, ``W_out[layer, neuron]`` through the final LayerNorm and ``W_U``) promote and
 suppress most. Plain ipywidgets + HTML, offline.
 """
 

@@ -6,7 +6,8 @@ stream; the rows of ``W_out`` (``[d_mlp, d_model]``) are *values*, added to it i
 to the key's activation. Here:
 
 * the *trigger examples* of a key: the corpus prefixes on which neuron ``i`` fires most;
-* a value *projected to the vocabulary*: ``v_i @ W_U`` (which tokens neuron ``i`` promotes);
+* a value *projected to the vocabulary* through the final LayerNorm: ``((v_i - mean(v_i)) * w_ln) @ W_U``
+  (which tokens neuron ``i`` promotes; the LayerNorm centres and rescales every dimension before ``W_U``);
 * the *agreement*: how often a value's top token is the next token after one of its key's
   trigger prefixes (Geva et al. 2021 found ~0 in layers 1-10 of 16, rising to ~3.5%);
 * *shallow vs broad* keys: how often a key's trigger prefixes end in the same token.
@@ -62,23 +63,98 @@ class TopActivations:
 
 
 @torch.no_grad()
-def top_activations(model, tokens: torch.Tensor, k: int = 20, skip_first: int = 1, progress: bool = False) -> TopActivations:
-    """The ``k`` positions in ``tokens`` where each neuron of each layer fires most.
+def top_activations(model, tokens: torch.Tensor, k: int = 20, skip_first: int = 1, progress: bool = False,
+                    chunk: int = 32) -> TopActivations:
+    """The ``k`` positions in ``tokens [batch, pos]`` where each neuron of each layer fires most.
 
-    Positions ``< skip_first`` (the ``<bos>`` token) are never chosen.
+    One forward pass per chunk of ``chunk`` sequences (all layers at once), keeping a running
+    top-``k`` per neuron. Positions ``< skip_first`` (the ``<bos>`` token) are never chosen.
     """
     check.tokens("tokens", tokens, model)
-    if k < 1 or k > tokens.shape[0] * (tokens.shape[1] - skip_first):
+    if not isinstance(k, int) or k < 1 or k > tokens.shape[0] * (tokens.shape[1] - skip_first):
         raise InputError(f"k must be between 1 and the number of searched positions, got {k}")
+    for L in range(model.cfg.n_layers):
+        _check_neuron(model, L)
     n_pos = tokens.shape[1] - skip_first
-    vals, flat = [], []
-    for L in tqdm(range(model.cfg.n_layers), desc="top activations", disable=not progress, leave=False):
-        acts = mlp_activations(model, tokens, [L])[0][:, skip_first:]  # [batch, pos', d_mlp]
-        v, i = acts.reshape(-1, acts.shape[-1]).topk(k, dim=0)  # [k, d_mlp]
-        vals.append(v.T)
-        flat.append(i.T)
-    vals, flat = torch.stack(vals), torch.stack(flat)
+    names = [hk.mlp_post(L) for L in range(model.cfg.n_layers)]
+    best_v = best_i = None
+    for start in tqdm(range(0, tokens.shape[0], chunk), desc="top activations", disable=not progress, leave=False):
+        _, cache = model.run_with_cache(tokens[start : start + chunk], names_filter=lambda n: n in names)
+        acts = torch.stack([cache[n][:, skip_first:] for n in names])  # [L, b, pos', d_mlp]
+        flat = acts.reshape(acts.shape[0], -1, acts.shape[-1])  # [L, b*pos', d_mlp]
+        v, i = flat.topk(min(k, flat.shape[1]), dim=1)  # [L, k', d_mlp]
+        i = i + start * n_pos  # global flat index
+        if best_v is not None:
+            v, order = torch.cat([best_v, v], 1).topk(k, dim=1) if best_v.shape[1] + v.shape[1] >= k else \
+                torch.cat([best_v, v], 1).sort(dim=1, descending=True)
+            i = torch.cat([best_i, i], 1).gather(1, order)
+        best_v, best_i = v, i
+    vals, flat = best_v.transpose(1, 2), best_i.transpose(1, 2)  # [L, d_mlp, k]
     return TopActivations(vals, flat // n_pos, flat % n_pos + skip_first, tokens)
+
+
+def top_activations_layer(model, tokens: torch.Tensor, layer: int, k: int, chunk: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer's top-``k`` search (never at position 0): ``(values, batch_idx, pos_idx)``, each ``[d_mlp, k]``,
+    strongest first. The reference for week 03's exercise."""
+    _check_neuron(model, layer)
+    top = top_activations(model, tokens, k=k, chunk=chunk)
+    return top.values[layer], top.batch_idx[layer], top.pos_idx[layer]
+
+
+TOP_ACTIVATIONS_FILE = "top_activations.safetensors"
+
+
+def save_top_activations(model, tokens: torch.Tensor, path, model_sha256: str, k: int = 20) -> dict:
+    """Search ``tokens`` (all layers) and save the result with the model checkpoint's sha256.
+
+    Returns the metadata written beside it (``<path>.json``: the file's own sha256, the model's, shapes)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from mi_course.zoo.cards import sha256_of
+
+    top = top_activations(model, tokens, k=k, progress=True)
+    path = Path(path)
+    save_file({"values": top.values.contiguous(), "batch_idx": top.batch_idx.int().contiguous(),
+               "pos_idx": top.pos_idx.int().contiguous(), "tokens": top.tokens.int().contiguous()}, str(path))
+    path.chmod(0o644)
+    meta = {"sha256": sha256_of(path), "model_sha256": model_sha256, "k": k,
+            "windows": int(tokens.shape[0]), "positions": int(tokens.shape[1]),
+            "searched_tokens": int(tokens.shape[0] * (tokens.shape[1] - 1))}
+    meta_path = path.with_suffix(".json")
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    meta_path.chmod(0o644)
+    return meta
+
+
+def load_top_activations(name: str = "text-lm") -> TopActivations:
+    """The shipped top-20 search of zoo model ``name`` over its whole held-out split.
+
+    Checks the file's sha256 and that it was computed on the checkpoint the zoo holds now
+    (rebuild with ``python -m mi_course.training.textlm_triggers`` after retraining)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from mi_course import zoo
+    from mi_course.zoo.cards import MODELS_DIR, sha256_of
+
+    path = MODELS_DIR / name / TOP_ACTIVATIONS_FILE
+    meta_path = path.with_suffix(".json")
+    if not path.exists() or not meta_path.exists():
+        raise InputError(f"no shipped top activations for '{name}' ({path.name}); "
+                         "build them with `python -m mi_course.training.textlm_triggers`")
+    meta = json.loads(meta_path.read_text())
+    if sha256_of(path) != meta["sha256"]:
+        raise InputError(f"{path.name} of '{name}' is corrupted or was changed (sha256 mismatch); restore it "
+                         f"with `git checkout -- mi_course/zoo/models/{name}/{path.name}`")
+    if meta["model_sha256"] != zoo.card(name).sha256:
+        raise InputError(f"{path.name} was computed on another checkpoint of '{name}' (the model was retrained): "
+                         "rebuild it with `python -m mi_course.training.textlm_triggers`")
+    d = load_file(str(path))
+    return TopActivations(d["values"], d["batch_idx"].long(), d["pos_idx"].long(), d["tokens"].long())
 
 
 def trigger_examples(top: TopActivations, layer: int, neuron: int) -> list[tuple[int, int, float]]:
@@ -87,16 +163,34 @@ def trigger_examples(top: TopActivations, layer: int, neuron: int) -> list[tuple
             zip(top.batch_idx[layer, neuron], top.pos_idx[layer, neuron], top.values[layer, neuron])]
 
 
+def _ln_final_weight(model) -> torch.Tensor:
+    sd = model.state_dict()
+    return sd["ln_final.weight"].detach() if "ln_final.weight" in sd else torch.ones(model.cfg.d_model)
+
+
+def value_logits(W_out: torch.Tensor, w_ln: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
+    """Values ``W_out [..., d_model]`` seen through the final LayerNorm and the unembedding:
+    ``((v - mean(v)) * w_ln) @ W_U``, ``[..., d_vocab]``.
+
+    The LayerNorm centres the residual stream and multiplies dimension ``j`` by ``w_ln[j]``
+    (its division by the standard deviation is one positive number per position, which changes
+    no ranking), so this is the direction in logit space that adding ``v`` pushes.
+    """
+    expect_shape("w_ln", w_ln, (W_out.shape[-1],), "Expected the final LayerNorm's weight [d_model].")
+    expect_shape("W_U", W_U, (W_out.shape[-1], None), "Expected the unembedding [d_model, d_vocab].")
+    return ((W_out - W_out.mean(-1, keepdim=True)) * w_ln) @ W_U
+
+
 def value_vocab(model, layer: int, neuron: int) -> torch.Tensor:
-    """The value vector projected to the vocabulary, ``W_out[layer, neuron] @ W_U``: ``[d_vocab]``."""
+    """The value vector projected to the vocabulary through the final LayerNorm: ``[d_vocab]`` (see :func:`value_logits`)."""
     _check_neuron(model, layer, neuron)
-    return (model.W_out[layer, neuron] @ model.W_U).detach()
+    return value_logits(model.W_out[layer, neuron].detach(), _ln_final_weight(model), model.W_U.detach())
 
 
 def value_vocab_all(model, layer: int) -> torch.Tensor:
-    """Every value of ``layer`` projected to the vocabulary: ``[d_mlp, d_vocab]``."""
+    """Every value of ``layer`` projected to the vocabulary through the final LayerNorm: ``[d_mlp, d_vocab]``."""
     _check_neuron(model, layer)
-    return (model.W_out[layer] @ model.W_U).detach()
+    return value_logits(model.W_out[layer].detach(), _ln_final_weight(model), model.W_U.detach())
 
 
 def value_top_tokens(model, layer: int, neuron: int, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,3 +281,45 @@ def agreement_rate(value_logits: torch.Tensor, trigger_next: torch.Tensor) -> fl
     expect_shape("value_logits", value_logits, (None, None), "Expected [d_mlp, d_vocab].")
     expect_shape("trigger_next", trigger_next, (value_logits.shape[0], None), "Expected [d_mlp, k].")
     return float(value_key_agreement(value_logits.argmax(-1), trigger_next).float().mean())
+
+
+def mode_share(last: torch.Tensor) -> float:
+    """How shallow a layer's keys are: for each neuron (row of ``last [d_mlp, k]``, the last token of
+    each of its ``k`` triggers), the share of triggers that end in its most common token; averaged
+    over neurons. 1.0 = every neuron a single-token detector."""
+    expect_shape("last", last, (None, None), "Expected [d_mlp, k] token ids.")
+    counts = torch.stack([torch.bincount(row - row.min()).max() for row in last])
+    return float(counts.float().mean() / last.shape[1])
+
+
+# -- interventions on one neuron -------------------------------------------------------------
+def scale_neuron(model, tokens: torch.Tensor, layer: int, neuron: int, scale: float) -> torch.Tensor:
+    """Logits ``[batch, pos, d_vocab]`` with neuron ``layer.neuron``'s activation multiplied by ``scale``
+    at every position (0 ablates it, 2 doubles it)."""
+    _check_neuron(model, layer, neuron)
+    expect_shape("tokens", tokens, (None, None))
+
+    def hook(post, hook):
+        post = post.clone()
+        post[..., neuron] = post[..., neuron] * scale
+        return post
+
+    return model.run_with_hooks(tokens, fwd_hooks=[(hk.mlp_post(layer), hook)])
+
+
+@torch.no_grad()
+def neuron_direct_effect(model, tokens: torch.Tensor, layer: int, neuron: int) -> torch.Tensor:
+    """What neuron ``layer.neuron`` adds to the final logits *directly* (through the residual stream,
+    the final LayerNorm at its actual scale, and ``W_U``): ``[batch, pos, d_vocab]``.
+
+    ``act[b, p] * value_logits(v) / scale[b, p]``, with ``scale`` the final LayerNorm's
+    ``hook_scale``. Removing the neuron changes the logits by about minus this, plus whatever it
+    does through later layers (its indirect effect).
+    """
+    _check_neuron(model, layer, neuron)
+    expect_shape("tokens", tokens, (None, None))
+    names = {hk.mlp_post(layer), hk.FINAL_SCALE}
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    act = cache[hk.mlp_post(layer)][..., neuron]  # [batch, pos]
+    scale = cache["ln_final.hook_scale"]  # [batch, pos, 1]
+    return (act[..., None] / scale) * value_vocab(model, layer, neuron)

@@ -191,3 +191,92 @@ def project_out_span(x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     expect_shape("directions", directions, (x.shape[-1], None), "Expected [d_model, k].")
     q, _ = torch.linalg.qr(directions)
     return project_out(x, q)
+
+
+# -- week 04 exercises: the baseline, scores from raw weights, the intervention ---------------
+def ln1_weight(model, layer: int) -> torch.Tensor:
+    """The LayerNorm scale ``[d_model]`` in front of layer ``layer``'s attention (ones if the model has none)."""
+    return _ln_weight(model, layer)
+
+
+def direction_scores(sender_ov: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Composition score of ``sender_ov [d_model, d_model]`` with a reader along each column of
+    ``directions [d_model, n]`` (any length; normalised here): ``||sender_ov @ u|| / ||sender_ov||_F``, ``[n]``.
+
+    The score of a *random* unit direction is about ``1/sqrt(d_model)``; over an orthonormal
+    basis of the whole space the squared scores sum to exactly 1.
+    """
+    expect_shape("sender_ov", sender_ov, (None, None))
+    expect_shape("directions", directions, (sender_ov.shape[1], None), "Expected [d_model, n] directions.")
+    u = directions / directions.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    return (sender_ov @ u).norm(dim=0) / sender_ov.norm()
+
+
+def random_direction_scores(sender_ov: torch.Tensor, n: int = 2000, seed: int = 0) -> torch.Tensor:
+    """The baseline for :func:`component_composition_scores`: scores of ``n`` random unit directions ``[n]``."""
+    if not isinstance(n, int) or n < 1:
+        raise InputError(f"n must be a positive int, got {n!r}")
+    g = torch.Generator().manual_seed(seed)
+    return direction_scores(sender_ov, torch.randn(sender_ov.shape[1], n, generator=g))
+
+
+def sender_receiver_scores(model, sender_layer: int, receiver_layer: int, receiver_head: int, kind: str) -> torch.Tensor:
+    """Component composition scores ``[n_heads, r]`` of every head of ``sender_layer`` (its OV
+    circuit) with each SVD component of one receiver's matrix (``kind`` Q, K or V, LN scale folded in).
+    """
+    if not isinstance(sender_layer, int) or not 0 <= sender_layer < receiver_layer:
+        raise InputError(f"sender_layer must be an int below receiver_layer={receiver_layer}, got {sender_layer!r}")
+    R = receiver_matrix(model, receiver_layer, receiver_head, kind)
+    scores = [component_composition_scores(circuits.ov_circuit(model, sender_layer, h).AB, R)
+              for h in range(model.cfg.n_heads)]
+    r = min(len(s) for s in scores)
+    return torch.stack([s[:r] for s in scores])
+
+
+def remove_from_head_output(model, tokens: torch.Tensor, layer: int, head: int, basis: torch.Tensor) -> torch.Tensor:
+    """Logits ``[batch, pos, d_vocab]`` of ``model`` on ``tokens`` with the span of the orthonormal
+    ``basis [d_model, k]`` removed from head ``layer.head``'s output (see :func:`run_with_projected_sender`)."""
+    logits, _ = run_with_projected_sender(model, tokens, layer, head, basis, names_filter=lambda n: False)
+    return logits
+
+
+def run_with_edit_seen_only_by(model, tokens: torch.Tensor, layer: int, head: int, basis: torch.Tensor,
+                               reader_layer: int) -> torch.Tensor:
+    """Like :func:`remove_from_head_output`, but only the attention of ``reader_layer`` sees the edit:
+    the removed part is taken out of ``blocks.{reader_layer}.hook_resid_pre`` and put back at
+    ``hook_resid_mid``, so the direct path to the logits and every MLP keep it. Returns logits."""
+    head_index(model, layer, head)
+    if not isinstance(reader_layer, int) or not layer < reader_layer < model.cfg.n_layers:
+        raise InputError(f"reader_layer must be an int in {layer + 1}..{model.cfg.n_layers - 1}, got {reader_layer!r}")
+    expect_shape("basis", basis, (model.cfg.d_model, None), "Expected an orthonormal [d_model, k] basis.")
+    store: dict[str, torch.Tensor] = {}
+
+    def grab_z(z, hook):
+        store["z"] = z
+        return z
+
+    def remove(x, hook):
+        w = sender_output(model, store["z"], layer, head)
+        store["removed"] = w - project_out(w, basis)
+        return x - store["removed"]
+
+    def restore(x, hook):
+        return x + store["removed"]
+
+    hooks = [(f"blocks.{layer}.attn.hook_z", grab_z), (f"blocks.{reader_layer}.hook_resid_pre", remove),
+             (f"blocks.{reader_layer}.hook_resid_mid", restore)]
+    with model.hooks(fwd_hooks=hooks):
+        return model(tokens)
+
+
+def empirical_p_value(effect: float, random_effects: torch.Tensor) -> float:
+    """How often a random control does at least as much as ``effect``: ``(1 + #{random >= effect}) / (1 + n)``.
+
+    effect: e.g. the drop in logit difference from removing a channel direction; random_effects:
+    ``[n]`` the same drop for ``n`` random directions. The ``+1`` counts the tested direction itself,
+    so the value is never 0 (with ``n`` controls the smallest possible value is ``1/(n+1)``).
+    """
+    r = torch.as_tensor(random_effects, dtype=torch.float64).flatten()
+    if r.numel() == 0 or torch.isnan(r).any():
+        raise InputError("random_effects must be a non-empty tensor without NaN")
+    return float((1 + (r >= float(effect)).sum()) / (1 + r.numel()))
