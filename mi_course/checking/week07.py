@@ -11,7 +11,17 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, evaluate
+
+try:  # the "Run All reaches the end" contract (checking.core)
+    from mi_course.checking.core import yours_or_reference
+except ImportError:  # pragma: no cover - until core provides it
+    def yours_or_reference(fn, exercise: Exercise):
+        """``fn`` if it passes ``exercise``'s cases, else the course's reference (with one line saying so)."""
+        if callable(fn) and evaluate(exercise, fn, seed=0).passed:
+            return fn
+        print(f"using the course's reference for {exercise.title} until yours passes")
+        return exercise.reference
 from mi_course.methods import knowledge_crawl as kc
 from mi_course.methods import probing
 
@@ -383,7 +393,7 @@ def _act_cases(seed: int) -> list[Case]:
     kb, model = _kb(), _model()
     rng = random.Random(seed)
     out = []
-    for layer in ([0, 3, model.cfg.n_layers] if seed == 0 else [rng.randrange(1, model.cfg.n_layers + 1)]):
+    for layer in ([2, model.cfg.n_layers] if seed == 0 else [rng.randrange(1, model.cfg.n_layers + 1)]):
         people = rng.sample(kb.subjects, 4)
         aliased = [p.alias for p in kb.people if p.alias]
         prompts, subjects = [], []

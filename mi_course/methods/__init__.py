@@ -25,6 +25,8 @@ Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution     
 The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+Crawling the internal knowledge base (Cohen et al. 2023)  knowledge_crawl          07
+Linear probes with control tasks (Hewitt & Liang 2019)    probing                  07
 
 Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
 ``block2_knowledge/`` and ``block3_features/`` and a row each to this table.
