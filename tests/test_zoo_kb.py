@@ -39,8 +39,9 @@ def test_card_figures_are_what_the_checkpoint_shows(kb_model):
     for key, fig in measured.items():
         assert fig["value"] == pytest.approx(card[key]["value"], abs=2e-3), key
     # the model knows its facts, through wordings it never saw for that person
-    assert measured["recall_train"]["value"] >= 0.99
+    assert measured["recall_train"]["value"] >= 0.98
     assert measured["recall_heldout"]["value"] >= 0.97
+    assert measured["recall_heldout_rare"]["value"] < measured["recall_heldout_famous"]["value"]
 
 
 def test_fast_twin_is_the_same_network(kb_model):
