@@ -64,4 +64,7 @@ def test_recipe_smoke(tmp_path):
     for f in ("tokenizer.json", "card.json", "model.safetensors"):
         assert (tmp_path / f).exists()
     assert card.sha256 != zoo.card("kb-lm").sha256  # the shipped card is untouched
-    assert zoo.load("kb-lm", checkpoint=tmp_path / "model.safetensors") is not None
+    from safetensors.torch import load_file
+
+    assert load_file(str(tmp_path / "model.safetensors"))["embed.weight"].shape[0] == len(load_kb().vocabulary)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
