@@ -27,6 +27,8 @@ Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution     
 The IOI circuit's head classes, copying scores (Wang 2023) ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+Crawling the internal knowledge base (Cohen et al. 2023)  knowledge_crawl          07
+Linear probes with control tasks (Hewitt & Liang 2019)    probing                  07
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
   2023) + Anthropic 2024 update (ReLU+L1), TopK (Gao
