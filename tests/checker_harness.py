@@ -28,11 +28,11 @@ def assert_checker_is_honest(ex: Exercise) -> None:
     The hidden test (a seed) raises on failure; the visible check never raises, it returns
     ``True``/``False`` and shows a status block.
     """
-    assert check(ex, ex.reference, seed=0) is True
+    assert check(ex, ex.reference, seed=0) == True
     passed, shown = visible_check(ex, ex.reference)  # fixed + random cases
-    assert passed is True and shown.startswith("\u2714"), shown
+    assert passed == True and shown.startswith("\u2714"), shown
     passed, shown = visible_check(ex, stub)
-    assert passed is False and "not implemented yet" in shown and "Traceback" not in shown, shown
+    assert passed == False and "not implemented yet" in shown and "Traceback" not in shown, shown
     with pytest.raises(AssertionError, match="not implemented yet"):
         check(ex, stub, seed=0)
     assert len(ex.mistakes) >= 2, f"{ex.id}: list at least two plausible mistakes"
@@ -41,4 +41,4 @@ def assert_checker_is_honest(ex: Exercise) -> None:
             check(ex, m.fn, seed=0)
         assert m.hint in str(info.value), f"{ex.id}: mistake '{m.name}' got the wrong feedback:\n{info.value}"
         passed, shown = visible_check(ex, m.fn)
-        assert passed is False and shown.startswith("\u2717"), f"{ex.id}: mistake '{m.name}' passed the visible check"
+        assert passed == False and shown.startswith("\u2717"), f"{ex.id}: mistake '{m.name}' passed the visible check"

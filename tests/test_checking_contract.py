@@ -17,19 +17,19 @@ def _wrong(q, k):
 
 def test_visible_check_returns_and_never_raises():
     ex = week02.ATTENTION_PATTERN
-    assert visible_check(ex, ex.reference)[0] is True
+    assert visible_check(ex, ex.reference)[0] == True
     passed, shown = visible_check(ex, stub)
-    assert passed is False
+    assert passed == False
     assert shown.startswith("\u2717 ") and "not implemented yet" in shown
     passed, shown = visible_check(ex, _wrong)
-    assert passed is False and "Hint:" in shown and "Traceback" not in shown
+    assert passed == False and "Hint:" in shown and "Traceback" not in shown
     assert len(shown.strip().splitlines()) <= 3  # one short block
 
 
 def test_week_checkers_return_the_verdict(capsys):
-    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference) is True
-    assert week02.check_attention_pattern(stub) is False
-    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference, seed=3) is True
+    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference) == True
+    assert week02.check_attention_pattern(stub) == False
+    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference, seed=3) == True
 
 
 def test_hidden_test_raises_without_checker_frames():
@@ -56,7 +56,7 @@ def test_html_status_block(monkeypatch):
     import IPython.display
 
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
-    assert core.check(week02.ATTENTION_PATTERN, _wrong) is False
+    assert core.check(week02.ATTENTION_PATTERN, _wrong) == False
     (bundle,) = shown
     assert "\u2717" in bundle["text/html"] and "Hint:" in bundle["text/html"]
     assert bundle["text/plain"].startswith("\u2717 ")
@@ -68,9 +68,9 @@ def test_yours_or_reference(capsys):
     mine = lambda pattern, seq_len: ex.reference(pattern, seq_len)  # noqa: E731
     assert checking.yours_or_reference(mine, ex) is ex.reference  # never checked
     assert "using the course's reference" in capsys.readouterr().out
-    assert week02.check_induction_scores(stub) is False
+    assert week02.check_induction_scores(stub) == False
     assert week02.yours_or_reference(stub, ex) is ex.reference
-    assert week02.check_induction_scores(mine) is True
+    assert week02.check_induction_scores(mine) == True
     assert week02.yours_or_reference(mine, ex) is mine
     capsys.readouterr()
     other = lambda pattern, seq_len: ex.reference(pattern, seq_len)  # noqa: E731
@@ -97,7 +97,7 @@ def test_run_all_reaches_the_end_in_a_kernel(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     status = nb.cells[1].outputs
     assert any("text/html" in o.get("data", {}) and "not implemented yet" in o["data"]["text/html"] for o in status)
-    assert nb.cells[1].outputs[-1]["data"]["text/plain"] == "False"
+    assert not [o for o in status if o.output_type == "execute_result"], "the check's value was echoed"
     assert "reached the end True" in nb.cells[2].outputs[-1]["text"]
 
 
@@ -106,4 +106,16 @@ def test_under_the_grader_a_failing_visible_check_still_raises(monkeypatch, tmp_
     monkeypatch.setenv(core.RECORD_ENV, str(tmp_path))
     with pytest.raises(AssertionError, match="not implemented yet"):
         week02.check_attention_pattern(stub)
-    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference) is True
+    assert week02.check_attention_pattern(week02.ATTENTION_PATTERN.reference) == True
+
+
+def test_a_check_result_is_silent_as_a_cells_last_value():
+    """A visible check ends a cell; Jupyter must not echo True/False under its status block."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from mi_course.checking.core import CheckResult
+
+    shown = DisplayFormatter().format(CheckResult(False))
+    assert shown == ({}, {}), shown
+    assert CheckResult(True) == True and CheckResult(False) == False and not CheckResult(False)  # noqa: E712
+    assert repr(CheckResult(True)) == "True"

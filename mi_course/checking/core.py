@@ -383,6 +383,38 @@ def _failure(message: str) -> AssertionError:
     return err
 
 
+class CheckResult:
+    """What a check returns: truthy when the answer passed, ``== True``/``== False`` like a bool.
+
+    As the last line of a notebook cell it shows nothing (the status block already said it
+    all), where a plain ``True``/``False`` would be echoed below the status.
+    """
+
+    __slots__ = ("passed",)
+
+    def __init__(self, passed: bool) -> None:
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CheckResult):
+            return self.passed == other.passed
+        if isinstance(other, bool):
+            return self.passed == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.passed)
+
+    def __repr__(self) -> str:
+        return repr(self.passed)
+
+    def _ipython_display_(self) -> None:  # IPython: display nothing
+        return None
+
+
 def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
     """Check ``fn`` against the exercise's reference.
 
@@ -401,7 +433,7 @@ def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
         if not verdict.passed and os.environ.get(RECORD_ENV):
             raise _failure(f"{ex.title}: {verdict.message}")
         show_status(ex, verdict)
-        return verdict.passed
+        return CheckResult(verdict.passed)
     from mi_course.validation import integer
 
     seed = integer("seed", seed)  # a hidden test's seed: an int (not "3", 1.5 or a tensor of floats)
@@ -410,7 +442,7 @@ def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
     if not verdict.passed:
         raise _failure(f"{ex.title}: {verdict.message}")
     print(f"\u2714 {verdict.message}")
-    return True
+    return CheckResult(True)
 
 
 def yours_or_reference(fn: Callable, exercise: Exercise) -> Callable:
