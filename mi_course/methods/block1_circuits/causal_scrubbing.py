@@ -35,6 +35,7 @@ import torch
 from mi_course.data import ioi
 from mi_course.errors import InputError
 from mi_course.methods.components import Component, all_heads, as_components
+from mi_course.zoo import hooks as hk
 
 FEATURES = ("all", "names", "io", "s", "order", "nothing")
 
@@ -94,7 +95,7 @@ def scrubbed_logits(model, ds, hypothesis: Mapping, seed: int = 0) -> torch.Tens
         if f == "all":
             continue
         other = resample(ds, f, seed=seed * 1000 + n)
-        name = f"blocks.{c.layer}.attn.hook_z"
+        name = hk.z(c.layer)
         _, cache = model.run_with_cache(other.tokens, names_filter=lambda x, name=name: x == name)
         source[(c.layer, c.index)] = cache[name][:, :, c.index]
     hooks = []
@@ -109,7 +110,7 @@ def scrubbed_logits(model, ds, hypothesis: Mapping, seed: int = 0) -> torch.Tens
                 z[:, :, h] = source[(layer, h)]
             return z
 
-        hooks.append((f"blocks.{layer}.attn.hook_z", hook))
+        hooks.append((hk.z(layer), hook))
     return model.run_with_hooks(ds.tokens, fwd_hooks=hooks)
 
 

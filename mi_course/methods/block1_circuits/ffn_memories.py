@@ -321,5 +321,5 @@ def neuron_direct_effect(model, tokens: torch.Tensor, layer: int, neuron: int) -
     names = {hk.mlp_post(layer), hk.FINAL_SCALE}
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     act = cache[hk.mlp_post(layer)][..., neuron]  # [batch, pos]
-    scale = cache["ln_final.hook_scale"]  # [batch, pos, 1]
+    scale = cache[hk.FINAL_SCALE]  # [batch, pos, 1]
     return (act[..., None] / scale) * value_vocab(model, layer, neuron)

@@ -93,7 +93,7 @@ def name_representations(model, ds, layer: int) -> tuple[torch.Tensor, torch.Ten
         raise InputError("ds must be an IOIDataset (mi_course.data.ioi.make_ioi)")
     if not 0 <= int(layer) < model.cfg.n_layers:
         raise InputError(f"layer must be in 0..{model.cfg.n_layers - 1}, got {layer}")
-    name = f"blocks.{layer}.hook_resid_pre"
+    name = hk.resid_pre(layer)
     _, cache = model.run_with_cache(ds.tokens, names_filter=lambda n: n == name)
     x = cache[name][torch.arange(len(ds)), ds.pos["IO"]]
     sd = model.state_dict()

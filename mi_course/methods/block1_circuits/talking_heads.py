@@ -263,8 +263,8 @@ def run_with_edit_seen_only_by(model, tokens: torch.Tensor, layer: int, head: in
     def restore(x, hook):
         return x + store["removed"]
 
-    hooks = [(f"blocks.{layer}.attn.hook_z", grab_z), (f"blocks.{reader_layer}.hook_resid_pre", remove),
-             (f"blocks.{reader_layer}.hook_resid_mid", restore)]
+    hooks = [(hk.z(layer), grab_z), (hk.resid_pre(reader_layer), remove),
+             (hk.resid_mid(reader_layer), restore)]
     with model.hooks(fwd_hooks=hooks):
         return model(tokens)
 

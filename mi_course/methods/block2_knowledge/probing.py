@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mi_course.errors import InputError
+from mi_course.zoo import hooks as hk
 
 
 @torch.no_grad()
@@ -35,7 +36,7 @@ def subject_last_token_acts(model, kb, prompts: Sequence[str], subjects: Sequenc
         raise InputError(f"need one subject per prompt, got {len(prompts)} prompts and {len(subjects)} subjects.")
     pos = torch.tensor([kb.subject_token_span(p, s)[1] - 1 for p, s in zip(prompts, subjects)])
     tokens, _ = encode_prompts(kb, list(prompts))
-    name = f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
+    name = hk.resid_pre(layer) if layer < n_layers else hk.resid_post(n_layers - 1)
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
     return cache[name][torch.arange(len(pos)), pos].float()
 
@@ -48,7 +49,7 @@ def all_layer_acts(model, kb, prompts: Sequence[str], subjects: Sequence[str]) -
     pos = torch.tensor([kb.subject_token_span(p, s)[1] - 1 for p, s in zip(prompts, subjects)])
     tokens, _ = encode_prompts(kb, list(prompts))
     L = model.cfg.n_layers
-    names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
+    names = [hk.resid_pre(l) for l in range(L)] + [hk.resid_post(L - 1)]
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     rows = torch.arange(len(pos))
     return torch.stack([cache[n][rows, pos].float() for n in names])
