@@ -58,3 +58,45 @@ def test_bad_arguments():
 def test_static_plot():
     ax = plot_patching(torch.randn(3, 8), LABELS, title="resid")
     assert ax.get_title() == "resid" and len(ax.get_xticklabels()) == 8
+
+
+def _alphas(html: str) -> list[float]:
+    import re
+
+    return [float(a) for a in re.findall(r"<td style='background:rgba\(\d+,\d+,\d+,([\d.]+)\)'", html)]
+
+
+def test_fixed_symmetric_scale_with_a_colour_bar():
+    tiny = torch.full((2, 3), 0.01)
+    big = torch.full((2, 3), 0.12)
+    w = PatchingHeatmap({"tiny": tiny, "big": big})
+    assert "data-vmax='1'" in w.out.value and "-1" in w.out.value and "+1" in w.out.value  # colour bar
+    assert max(_alphas(w.out.value)) == 0.01  # faint: a tiny effect looks tiny
+    w.result.value = "big"
+    assert max(_alphas(w.out.value)) == 0.12
+    w.rescale.value = True  # opt in: fit the colours to the view, and the bar says so
+    assert set(_alphas(w.out.value)) == {1.0} and "data-vmax='0.12'" in w.out.value
+    assert "fitted to this view" in w.out.value
+    w.result.value = "tiny"
+    assert set(_alphas(w.out.value)) == {1.0} and "data-vmax='0.01'" in w.out.value
+
+
+def test_one_fitted_scale_for_all_results_and_negative_values():
+    w = PatchingHeatmap({"a": torch.tensor([[0.05, -0.2]]), "b": torch.tensor([[0.4, 0.0]])}, vmax=None)
+    assert "data-vmax='0.4'" in w.out.value and "one scale fitted to all results" in w.out.value
+    assert "rgba(220,38,38,0.50)" in w.out.value  # -0.2 of 0.4: half red
+    w.result.value = "b"
+    assert "data-vmax='0.4'" in w.out.value
+    over = PatchingHeatmap(torch.tensor([[1.5, 0.2]]))
+    assert "1 value(s) beyond the scale" in over.out.value
+    with pytest.raises(InputError, match="vmax"):
+        PatchingHeatmap(torch.zeros(2, 2), vmax=0)
+
+
+def test_static_plot_scale_and_integer_layer_ticks():
+    ax = plot_patching(torch.full((3, 4), 0.01))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"] and ax.get_ylabel() == "layer"
+    im = ax.get_images()[0]
+    assert im.get_clim() == (-1.0, 1.0)
+    ax = plot_patching(torch.full((3, 4), 0.01), vmax=None)
+    assert ax.get_images()[0].get_clim() == pytest.approx((-0.01, 0.01))

@@ -39,14 +39,13 @@ def load_hub_model(name: str, device: str = "cpu"):
     """Load a hub model through ``TransformerBridge.boot_transformers``.
 
     Fails within ~1.5 s with an :class:`OfflineError` naming the offline stand-in when
-    ``HF_HUB_OFFLINE=1`` is set or the hub is unreachable (and the model is not cached).
+    ``HF_HUB_OFFLINE=1`` is set or the hub is unreachable (and the model is not cached). The
+    message is short (about 140 characters for the aliases) and whole: print it, don't cut it.
     """
     hub_id, stand_in = HUB_ALIASES.get(name, (name, STAND_INS.get(name, "attn-only-2l")))
     offline_flag = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
-    advice = (
-        f"'{name}' (hub id '{hub_id}') needs the internet the first time. Offline, use the zoo "
-        f"model that stands in for it: mi_course.zoo.load('{stand_in}')."
-    )
+    what = f"'{name}'" + (f" (hub id '{hub_id}')" if hub_id != name else "")
+    advice = f"{what} needs the internet the first time; offline, use zoo.load('{stand_in}') instead."
     if offline_flag or not _hub_reachable():
         # Only a model that is already in the local HF cache can load offline.
         try:
@@ -57,7 +56,7 @@ def load_hub_model(name: str, device: str = "cpu"):
             cached = None
         if not isinstance(cached, str):
             why = "HF_HUB_OFFLINE=1 is set" if offline_flag else "the hub is unreachable"
-            raise OfflineError(f"{advice} ({why} and the model is not in the local cache.)")
+            raise OfflineError(f"{advice} ({why}; not in the local cache.)")
         os.environ["HF_HUB_OFFLINE"] = "1"  # never hang on a network call
     from transformer_lens import TransformerBridge
 
