@@ -77,15 +77,21 @@ def composition():
 
 
 def phase_change():
-    """The full run's training history is not shipped; a short rerun from the recipe (seconds)."""
-    from mi_course.training.induction_recipe import Recipe, train
+    """The shipped model's own training history (on its card): no retraining while building the deck."""
+    from mi_course.training.induction_recipe import history
 
-    _, recipe = train(Recipe(steps=700, eval_every=25), progress=False)
-    steps = [h["step"] for h in recipe.history]
+    h = history()
+    n = len([s for s in h["step"] if s <= 1000])
     fig, ax = plt.subplots(figsize=(7, 3))
-    ax.plot(steps, [h["induction_L1"] for h in recipe.history], label="best layer-1 induction score")
-    ax.plot(steps, [h["prev_token_L0"] for h in recipe.history], label="best layer-0 prev-token score")
-    ax.set_xlabel("training step"); ax.set_ylim(0, 1); ax.legend()
+    ax.plot(h["step"][:n], h["induction_L1"][:n], label="best layer-1 induction score")
+    ax.plot(h["step"][:n], h["prev_token_L0"][:n], label="best layer-0 prev-token score")
+    ax.set_xlabel("training step (first 1,000 of 3,000)"); ax.set_ylabel("score"); ax.set_ylim(0, 1)
+    loss = ax.twinx()
+    loss.plot(h["step"][:n], h["loss"][:n], color="tab:gray", lw=0.8, label="training loss")
+    loss.set_ylabel("loss (nats)")
+    handles = ax.get_legend_handles_labels()[0] + loss.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8)
+    fig.tight_layout()
     return fig
 
 
