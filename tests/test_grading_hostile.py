@@ -129,7 +129,8 @@ def test_sandbox_saw_nothing_and_left_nothing(battery):
     assert _snapshot(root) == battery["before"], "the course folder changed"
     assert not list(root.rglob("pwned*")), "a kernel wrote outside its sandbox"
     db = sqlite3.connect(root / "gradebook.db")
-    assert db.execute("select max(auto_score) from grade").fetchone()[0] <= 2
+    most = max(points for points, _ in battery["week"].tests.values())  # the largest test cell's points
+    assert db.execute("select max(auto_score) from grade").fetchone()[0] <= most
     uid0 = grader.Options().uid_base
     left = []
     for p in Path("/proc").iterdir():

@@ -41,3 +41,103 @@ def patch_resid_pre(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Ten
 
     with torch.no_grad():
         return model.run_with_hooks(corrupt_tokens, fwd_hooks=[(name, hook)])
+
+
+# --- Hooks as a skill (week 00) ----------------------------------------------------------------
+def _check_head(model, layer: int, head: int) -> None:
+    if not (0 <= int(layer) < model.cfg.n_layers and 0 <= int(head) < model.cfg.n_heads):
+        raise InputError(f"head {layer}.{head} does not exist: the model has {model.cfg.n_layers} layers "
+                         f"of {model.cfg.n_heads} heads.")
+
+
+def head_pattern(model, tokens: torch.Tensor, layer: int, head: int) -> torch.Tensor:
+    """One head's attention pattern ``[batch, query_pos, key_pos]``, from a cache that keeps only
+    ``blocks.{layer}.attn.hook_pattern`` (``names_filter``: nothing else is stored)."""
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    _check_head(model, layer, head)
+    name = f"blocks.{layer}.attn.hook_pattern"
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
+    return cache[name][:, head]
+
+
+def scale_head(model, tokens: torch.Tensor, layer: int, head: int, factor: float) -> torch.Tensor:
+    """Logits ``[batch, pos, d_vocab]`` with head ``layer.head``'s output ``z`` multiplied by ``factor``
+    (0 = zero ablation, 1 = unchanged, 2 = amplified)."""
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    _check_head(model, layer, head)
+
+    def hook(z, hook):  # z: [batch, pos, head, d_head]
+        z = z.clone()
+        z[:, :, head] = z[:, :, head] * factor
+        return z
+
+    with torch.no_grad():
+        return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+
+
+def pattern_to_bos(model, tokens: torch.Tensor, layer: int, head: int) -> torch.Tensor:
+    """Logits with head ``layer.head``'s attention pattern replaced: every query attends only to
+    position 0 (``<bos>``). A hook on ``hook_pattern`` (edits to ``hook_attn_scores`` are dropped
+    on native TransformerBridge models)."""
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    _check_head(model, layer, head)
+
+    def hook(pattern, hook):  # [batch, head, query_pos, key_pos]
+        pattern = pattern.clone()
+        pattern[:, head] = 0.0
+        pattern[:, head, :, 0] = 1.0
+        return pattern
+
+    with torch.no_grad():
+        return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
+
+
+def attention_to_bos(model, tokens: torch.Tensor) -> torch.Tensor:
+    """``[n_layers, n_heads]``: each head's mean attention to position 0 (over the batch and every
+    query), gathered by hooks that *record* into a shared dict (hooks with state) and change nothing."""
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    found: dict[int, torch.Tensor] = {}
+
+    def make_hook(layer: int):
+        def hook(pattern, hook):
+            found[layer] = pattern[:, :, :, 0].mean(dim=(0, 2))
+            return None  # returning None leaves the activation unchanged
+
+        return hook
+
+    hooks = [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer)) for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return torch.stack([found[layer] for layer in range(model.cfg.n_layers)])
+
+
+def hooked_then_clean(model, tokens: torch.Tensor, hook_name: str, hook_fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attach ``hook_fn`` to the model (``model.add_hook``: it stays for every later call), run once,
+    remove it (``model.reset_hooks()``), run again. Returns ``(hooked_logits, clean_logits)``."""
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    with torch.no_grad():
+        model.add_hook(hook_name, hook_fn)
+        try:
+            hooked = model(tokens)
+        finally:
+            model.reset_hooks()
+        return hooked, model(tokens)
+
+
+def generate_with_hooks(model, tokens: torch.Tensor, n_new: int, fwd_hooks=()) -> torch.Tensor:
+    """Greedy generation of ``n_new`` tokens with ``fwd_hooks`` active at *every* step.
+
+    tokens ``[batch, pos]`` -> ``[batch, pos + n_new]``: at each step run the (hooked) model on
+    everything so far and append the argmax of the last position's logits.
+    """
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    if int(n_new) < 0:
+        raise InputError(f"n_new must be >= 0, got {n_new}")
+    if tokens.shape[1] + n_new > model.cfg.n_ctx:
+        raise InputError(f"{tokens.shape[1]} + {n_new} tokens exceed the model's context of {model.cfg.n_ctx}")
+    out = tokens
+    with torch.no_grad():
+        for _ in range(int(n_new)):
+            logits = model.run_with_hooks(out, fwd_hooks=list(fwd_hooks))
+            out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out

@@ -223,7 +223,7 @@ def make_card(model, recipe: Recipe, raw_tokenizer, seconds: float, seed: int = 
         name=NAME,
         summary="4-layer transformer language model (d_model 128, MLPs, LayerNorm) trained on the Python "
                 "standard library's own source code, comments and docstrings; byte-level BPE, 4,096 tokens. "
-                "Offline stand-in for GPT-2 in weeks 03, 04 and the SAE block.",
+                "Offline stand-in for GPT-2 in week 03 and the SAE block.",
         config=CONFIG,
         training={
             "data": f"mi_course.data.stdlib_corpus: Python {info.python_version} stdlib .py files "

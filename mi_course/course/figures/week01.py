@@ -46,3 +46,36 @@ def curve_detectors():
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def feature_visualizations():
+    """Feature visualisation by optimisation of every layer-2 unit (25 ascent steps from noise)."""
+    net = _net()
+    fig, axes = plt.subplots(1, 16, figsize=(16, 1.5))
+    with torch.no_grad():
+        for u, ax in enumerate(axes):
+            img = z.feature_visualization(net, 2, u)
+            ax.imshow(img[0, 0], cmap="gray")
+            ax.set_title(f"{u} ({net.layer2(img)[0, u].amax():.0f})", fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def channel_ablation():
+    """Relative drop of each curve detector's response on its best curve when one layer-1 channel is zeroed."""
+    from mi_course.data import curves
+
+    net = _net()
+    with torch.no_grad():
+        tc = z.tuning(net, 2, "curves")
+        units = z.curve_detectors(net)
+        fig, ax = plt.subplots(figsize=(7, 2.8))
+        for k, u in enumerate(units):
+            best = curves.probe_curves(16)[int(tc[u].argmax())][None]
+            drop = z.channel_ablation_effect(net, u, best) / tc[u].max()
+            ax.bar(torch.arange(8) + 0.4 * k - 0.2, drop, width=0.4, label=f"curve detector {u}")
+    ax.axhline(0.1, color="gray", ls=":", lw=1)
+    ax.set_xlabel("zeroed layer-1 channel"); ax.set_ylabel("relative drop"); ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

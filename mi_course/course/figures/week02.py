@@ -93,3 +93,63 @@ def phase_change():
     ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def k_composition_circuit():
+    """Top-1 diagonal of the full K-composition circuit through each layer-0 head, and of the direct QK circuit."""
+    model, _ = _model_and_tokens()
+    W_E = model.W_E.detach()
+    table = torch.zeros(4, 5)
+    for h in range(4):
+        w1 = circuits.head_weights(model, 1, h)
+        table[h, 0] = circuits.top1_diagonal_fraction(circuits.full_qk_circuit(W_E, w1["W_Q"], w1["W_K"]).AB[1:, 1:])
+        for h0 in range(4):
+            w0 = circuits.head_weights(model, 0, h0)
+            kc = circuits.k_composition_circuit(W_E, w1["W_Q"], w1["W_K"], w0["W_V"], w0["W_O"]).AB[1:, 1:]
+            table[h, 1 + h0] = circuits.top1_diagonal_fraction(kc)
+    w1, w0 = circuits.head_weights(model, 1, 1), circuits.head_weights(model, 0, 3)
+    kc = circuits.k_composition_circuit(W_E, w1["W_Q"], w1["W_K"], w0["W_V"], w0["W_O"]).AB[1:41, 1:41]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.3, 1]})
+    im = axes[0].imshow(table, cmap="Greens", vmin=0, vmax=1)
+    for (i, j), v in zip([(i, j) for i in range(4) for j in range(5)], table.flatten()):
+        axes[0].text(j, i, f"{v:.0%}", ha="center", va="center", color="white" if v > 0.6 else "black")
+    axes[0].set_xticks(range(5), ["direct QK", "via 0.0", "via 0.1", "via 0.2", "via 0.3"])
+    axes[0].set_yticks(range(4), [f"head 1.{h}" for h in range(4)])
+    axes[0].set_title("top-1 diagonal fraction (chance 0.8%)", fontsize=10)
+    axes[1].imshow(kc - kc.mean(-1, keepdim=True), cmap="RdBu_r")
+    axes[1].set_title("K-composition circuit 0.3 -> 1.1 (40 tokens)", fontsize=10)
+    axes[1].set_xlabel("token before the key"); axes[1].set_ylabel("query token")
+    fig.tight_layout()
+    return fig
+
+
+def qk_by_source():
+    """Head 1.1's induction score split by (query source, key source)."""
+    model, tokens = _model_and_tokens()
+    grid = circuits.qk_by_source(model, tokens, SEQ_LEN, 1, 1)
+    names = circuits.source_names(model, 1)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-10, vmax=10)
+    for (i, j), v in zip([(i, j) for i in range(6) for j in range(6)], grid.flatten()):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if abs(v) > 5 else "black")
+    ax.set_xticks(range(6), names); ax.set_yticks(range(6), names)
+    ax.set_xlabel("key source"); ax.set_ylabel("query source"); ax.set_title("head 1.1: score terms at induction pairs", fontsize=10)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def logit_attribution():
+    """Each path's share of the correct token's logit, first vs repeated half."""
+    model, tokens = _model_and_tokens()
+    dla = circuits.logit_attribution_by_path(model, tokens)
+    names = circuits.path_names(model)
+    first, second = dla[:, :, 1:SEQ_LEN].mean((1, 2)), dla[:, :, SEQ_LEN + 1:].mean((1, 2))
+    x = torch.arange(len(names)).float()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar(x - 0.2, first, width=0.4, color="gray", label="first copy")
+    ax.bar(x + 0.2, second, width=0.4, color="tab:blue", label="repeated copy")
+    ax.set_xticks(x.tolist(), names); ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel("share of the correct logit"); ax.legend()
+    fig.tight_layout()
+    return fig

@@ -102,3 +102,110 @@ def baseline_composition_score(d_model: int, d_head: int, n_samples: int = 200, 
         b = torch.randn(d_model, d_head, generator=g) @ torch.randn(d_head, d_model, generator=g)
         scores.append(composition_score(a, b))
     return float(torch.tensor(scores).mean())
+
+
+# --- Week 02, in depth: circuits over the vocabulary, and decompositions on real inputs -------
+def top1_diagonal_fraction(table: torch.Tensor | FactoredMatrix) -> float:
+    """Fraction of rows whose largest entry is on the diagonal (``argmax(row i) == i``).
+
+    table: ``[n, n]`` (tensor or FactoredMatrix), e.g. a full OV circuit (does attending to token
+    *i* raise the logit of *i* most?) or a full QK circuit (does query token *i* prefer key *i*?).
+    Chance level for a random table is ``1/n``.
+    """
+    t = table.AB if isinstance(table, FactoredMatrix) else table
+    expect_shape("table", t, (None, None), "Expected a square [n, n] table.")
+    if t.shape[0] != t.shape[1]:
+        raise InputError(f"table must be square, got {list(t.shape)}")
+    return float((t.argmax(dim=-1) == torch.arange(t.shape[0], device=t.device)).float().mean())
+
+
+def k_composition_circuit(
+    W_E: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor, W_V_prev: torch.Tensor, W_O_prev: torch.Tensor,
+) -> FactoredMatrix:
+    """The full K-composition circuit of a later head through an earlier (previous-token) head.
+
+    ``W_E W_Q (W_E W_V' W_O' W_K)^T``: ``[d_vocab (query token), d_vocab (token the earlier head
+    moved into the key position)]``. If the earlier head is a previous-token head, entry ``[i, j]``
+    is the score of a query on token *i* for a key position whose *previous* token is *j*: an
+    induction head wants a large diagonal. LayerNorm, positions and biases are ignored.
+
+    W_E ``[d_vocab, d_model]``; W_Q, W_K, W_V_prev ``[d_model, d_head]``; W_O_prev ``[d_head, d_model]``.
+    """
+    expect_shape("W_E", W_E, (None, None), "Expected [d_vocab, d_model].")
+    d_model = W_E.shape[1]
+    expect_shape("W_Q", W_Q, (d_model, None), "Expected [d_model, d_head].")
+    expect_shape("W_K", W_K, tuple(W_Q.shape), "Expected [d_model, d_head].")
+    expect_shape("W_V_prev", W_V_prev, (d_model, None), "Expected [d_model, d_head].")
+    expect_shape("W_O_prev", W_O_prev, (W_V_prev.shape[1], d_model), "Expected [d_head, d_model].")
+    return FactoredMatrix(W_E @ W_Q, (W_E @ W_V_prev @ W_O_prev @ W_K).T)
+
+
+def source_names(model, layer: int) -> list[str]:
+    """Names of what the residual stream before ``layer`` is a sum of (biases left out):
+    ``["embed", "pos", "0.0", "0.1", ..., f"{layer-1}.{n_heads-1}"]``."""
+    return ["embed", "pos"] + [f"{l}.{h}" for l in range(layer) for h in range(model.cfg.n_heads)]
+
+
+def _residual_sources(model, cache, layer: int) -> torch.Tensor:
+    """``[n_source, batch, pos, d_model]`` in the order of :func:`source_names` (biases left out)."""
+    parts = [cache["hook_embed"], cache["hook_pos_embed"]]
+    for l in range(layer):
+        parts += list(torch.einsum("bphe,hed->hbpd", cache[f"blocks.{l}.attn.hook_z"], model.W_O[l].detach()))
+    return torch.stack(parts)
+
+
+def _through_layernorm(x: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The linear part of a LayerNorm with its scale frozen at the run's value: centre, divide, weight."""
+    return (x - x.mean(-1, keepdim=True)) / scale * weight
+
+
+@torch.no_grad()
+def qk_by_source(model, tokens: torch.Tensor, seq_len: int, layer: int, head: int) -> torch.Tensor:
+    """Where a head's induction attention score comes from: ``[n_source (query), n_source (key)]``.
+
+    On repeated tokens (:func:`~mi_course.data.induction.repeated_random_tokens`), split the
+    residual stream entering ``layer`` into its sources (:func:`source_names`: token embedding,
+    positional embedding, each earlier head's output), pass each through the layer's LayerNorm
+    with the scale frozen at the run's value (centre, divide by ``ln1.hook_scale``, times
+    ``ln1.w``), project with the head's ``W_Q`` (query side) and ``W_K`` (key side), and average
+    ``q_s . k_t / sqrt(d_head)`` over the batch and the induction pairs (query ``i`` in the second
+    copy, key ``i - seq_len + 1``). Entry ``[s, t]``: the score that query source *s* and key
+    source *t* contribute. Constant terms (LayerNorm bias, ``b_Q``, ``b_K``, ``b_O``) are left out.
+    """
+    from mi_course.methods.attention import head_index
+
+    head_index(model, layer, head)
+    expect_shape("tokens", tokens, (None, 2 * seq_len + 1), "Expected repeated tokens [batch, 2*seq_len+1].")
+    _, cache = model.run_with_cache(tokens)
+    src = _residual_sources(model, cache, layer)                       # [s, b, p, d_model]
+    ln = model.blocks[layer].ln1
+    x = _through_layernorm(src, cache[f"blocks.{layer}.ln1.hook_scale"], ln.w.detach())
+    q = x @ model.W_Q[layer, head].detach()                             # [s, b, p, d_head]
+    k = x @ model.W_K[layer, head].detach()
+    queries = torch.arange(seq_len + 1, 2 * seq_len + 1)
+    scores = torch.einsum("sbqe,tbqe->stbq", q[:, :, queries], k[:, :, queries - seq_len + 1])
+    return scores.mean(dim=(-2, -1)) / model.cfg.d_head**0.5
+
+
+def path_names(model) -> list[str]:
+    """Names of the paths :func:`logit_attribution_by_path` returns: ``embed``, ``pos``, every head."""
+    return source_names(model, model.cfg.n_layers)
+
+
+@torch.no_grad()
+def logit_attribution_by_path(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Direct logit attribution of the *correct next token*, per path and position.
+
+    Returns ``[n_path, batch, pos-1]`` (paths in the order of :func:`path_names`): at position
+    ``i``, how much each term of the final residual stream (token embedding, positional
+    embedding, each head's output) adds to the logit of ``tokens[:, i+1]``, through the final
+    LayerNorm with its scale frozen at the run's value (centre, divide by ``ln_final.hook_scale``,
+    times ``ln_final.w``) and ``W_U``. The paths plus the constant terms (``b_O``, the LayerNorm
+    bias, ``b_U``) add up exactly to the logit.
+    """
+    expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
+    _, cache = model.run_with_cache(tokens)
+    src = _residual_sources(model, cache, model.cfg.n_layers)          # [path, b, p, d_model]
+    x = _through_layernorm(src, cache["ln_final.hook_scale"], model.ln_final.w.detach())
+    W_U_next = model.W_U.detach()[:, tokens[:, 1:]]                     # [d_model, b, p-1]
+    return torch.einsum("sbpd,dbp->sbp", x[:, :, :-1], W_U_next)

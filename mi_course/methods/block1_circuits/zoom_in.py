@@ -158,3 +158,64 @@ def best_match(tuning_a: torch.Tensor, tuning_b: torch.Tensor) -> tuple[torch.Te
     corr = a @ b.T
     best = corr.max(-1)
     return best.indices, best.values
+
+
+# --- Week 01, in depth: responses, dead units, feature visualisation, circuits by ablation -----
+def unit_tuning(acts: torch.Tensor) -> torch.Tensor:
+    """Each unit's strongest response to each stimulus: ``[n_stimuli, units, H, W] -> [units, n_stimuli]``
+    (max over space: a unit "sees" a stimulus if it fires anywhere on it)."""
+    if not isinstance(acts, torch.Tensor) or acts.dim() != 4:
+        raise InputError("acts must be a [n_stimuli, units, H, W] tensor")
+    return acts.amax(dim=(-2, -1)).T
+
+
+def dead_units(acts: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Units that never fire above ``threshold`` on any image or position: ``[n, units, H, W] -> bool [units]``."""
+    if not isinstance(acts, torch.Tensor) or acts.dim() != 4:
+        raise InputError("acts must be a [n_images, units, H, W] tensor")
+    return acts.amax(dim=(0, 2, 3)) <= threshold
+
+
+def feature_visualization(net: CurveNet, layer: int, unit: int, steps: int = 25, lr: float = 0.25,
+                          l2: float = 0.01, seed: int = 0, size: int = 24) -> torch.Tensor:
+    """Feature visualisation by optimisation (Olah et al. 2017): the image ``[1, 1, size, size]`` that
+    maximises a unit's strongest response.
+
+    Start from ``0.1 * randn`` (``torch.Generator().manual_seed(seed)``); ``steps`` times: objective =
+    the unit's max over space minus ``l2 * sum(x**2)``; one plain gradient-*ascent* step
+    ``x += lr * grad``; clamp ``x`` to ``[-1, 1]``. Deterministic, so it can be checked exactly.
+    """
+    if layer not in (1, 2):
+        raise InputError(f"layer must be 1 or 2, got {layer!r}")
+    n_units = net.conv1.out_channels if layer == 1 else net.conv2.out_channels
+    if not 0 <= unit < n_units:
+        raise InputError(f"unit must be in 0..{n_units - 1}, got {unit}")
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 * torch.randn(1, 1, size, size, generator=g)
+    for _ in range(int(steps)):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            acts = net.layer1(x) if layer == 1 else net.layer2(x)
+            objective = acts[0, unit].amax() - l2 * x.pow(2).sum()
+            (grad,) = torch.autograd.grad(objective, x)
+        x = (x + lr * grad).clamp(-1.0, 1.0)
+    return x.detach()
+
+
+@torch.no_grad()
+def channel_ablation_effect(net: CurveNet, unit: int, images: torch.Tensor) -> torch.Tensor:
+    """A circuit read by ablation: for each layer-1 channel, the drop in layer-2 ``unit``'s strongest
+    response (mean over ``images``) when that channel is zeroed. ``images [n, 1, H, W] -> [c1]``;
+    positive = the channel excites the unit."""
+    if not 0 <= unit < net.conv2.out_channels:
+        raise InputError(f"unit must be in 0..{net.conv2.out_channels - 1}, got {unit}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise InputError("images must be [n, 1, H, W]")
+    h = torch.nn.functional.max_pool2d(net.layer1(images), 2)
+    base = torch.relu(net.conv2(h))[:, unit].amax(dim=(-2, -1)).mean()
+    out = torch.zeros(net.conv1.out_channels)
+    for c in range(net.conv1.out_channels):
+        h2 = h.clone()
+        h2[:, c] = 0.0
+        out[c] = base - torch.relu(net.conv2(h2))[:, unit].amax(dim=(-2, -1)).mean()
+    return out
