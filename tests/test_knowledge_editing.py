@@ -19,18 +19,8 @@ def kb():
 
 
 @pytest.fixture(scope="module")
-def tiny(kb, tmp_path_factory):
-    from mi_course import zoo
-    from mi_course.zoo.tokenizer_files import load_tokenizer_file
-
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    kb.tokenizer().save(str(path))
-    torch.manual_seed(0)
-    cfg = dict(n_layers=3, d_model=32, n_heads=2, d_head=16, d_mlp=64, n_ctx=64, d_vocab=len(kb.vocabulary),
-               act_fn="gelu", normalization_type="LN", positional_embedding_type="standard")
-    model = zoo.build(cfg, seed=0, tokenizer=load_tokenizer_file(path))
-    model.eval()
-    return model
+def tiny(kb_tiny_model):
+    return kb_tiny_model
 
 
 @pytest.fixture(scope="module")
