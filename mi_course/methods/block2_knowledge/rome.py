@@ -48,7 +48,7 @@ from mi_course.errors import InputError
 from mi_course.methods.causal_tracing import _tokens, check_layer, check_model, subject_range, target_token
 
 __all__ = ["RomeHparams", "Request", "Edit", "parse_request", "default_layer", "context_templates",
-           "compute_key", "second_moment", "second_moments", "compute_v", "rank_one_update", "rome_edit",
+           "compute_key", "second_moment", "second_moments", "compute_v", "optimise_delta", "rank_one_update", "rome_edit",
            "apply_rome", "apply_edit", "edit_hooks", "edited", "mlp_out_weight"]
 
 
@@ -340,42 +340,66 @@ def compute_v(model, layer: int, request: Request | dict, contexts: Sequence[str
     toks = torch.zeros(len(seqs), int(lens.max()), dtype=torch.long)
     for j, s in enumerate(seqs):
         toks[j, : len(s)] = s
-    toks = toks.to(model.W_E.device)
-    rows = torch.arange(len(seqs))
-    look = torch.tensor(lookup)
-    last = lens - 1
-    n_p = len(prompts)
+    delta, v_init, losses = optimise_delta(
+        model, layer, toks.to(model.W_E.device), torch.tensor(lookup), lens - 1, req.target_new, len(kl),
+        hp.kl_factor, hp.v_weight_decay, hp.v_num_grad_steps, hp.v_lr, hp.clamp_norm_factor, stop_nll=5e-2)
+    if k_star is None:
+        k_star = compute_key(model, layer, req.prompt, req.subject, contexts)
+    w, b, transposed = mlp_out_weight(model, layer)
+    W = (w.T if transposed else w).detach().float()
+    v_star = k_star.float() @ W + (b.detach().float() if b is not None else 0.0) + delta
+    return v_star, {"delta": delta, "v_init": v_init, "losses": losses, "steps": len(losses)}
+
+
+def optimise_delta(model, layer: int, tokens: torch.Tensor, lookup: torch.Tensor, last: torch.Tensor, target: int,
+                   n_kl: int, kl_factor: float = 0.0625, weight_decay: float = 0.5, steps: int = 20, lr: float = 0.5,
+                   clamp_norm_factor: float = 4.0, stop_nll: float | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[float, float, float, float]]]:
+    """The optimisation inside :func:`compute_v`, on already tokenized prompts.
+
+    tokens: ``[batch, pos]`` (right-padded); lookup: ``[batch]`` the subject's last token in each row;
+    last: ``[batch]`` each row's last real token; the last ``n_kl`` rows are KL prompts, the others end
+    just before ``target``. ``δ [d_model]`` is added to ``blocks.{layer}.hook_mlp_out`` at ``lookup`` in
+    every row; Adam (``lr``) for ``steps`` steps on ``mean NLL + kl_factor · KL(P_orig ‖ P_δ) (batchmean
+    over KL rows) + weight_decay · ‖δ‖ / ‖v_init‖²``, where ``v_init`` is the unedited MLP output at
+    row 0's lookup; after each step ``‖δ‖`` is clamped to ``clamp_norm_factor · ‖v_init‖``. Stops early
+    when the NLL is below ``stop_nll``. Returns ``(δ, v_init, losses)``; ``losses`` holds
+    ``(total, nll, kl, weight decay)`` per step.
+    """
+    rows = torch.arange(tokens.shape[0])
+    n_p = tokens.shape[0] - n_kl
     name = f"blocks.{layer}.hook_mlp_out"
     with torch.no_grad():
-        logits, cache = model.run_with_cache(toks, names_filter=lambda n: n == name)
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
         kl_orig = logits[rows[n_p:], last[n_p:]].float().log_softmax(-1)
         v_init = cache[name][0, lookup[0]].float()
     delta = torch.zeros(model.cfg.d_model, requires_grad=True, device=v_init.device)
-    opt = torch.optim.Adam([delta], lr=hp.v_lr)
-    max_norm = hp.clamp_norm_factor * v_init.norm()
+    opt = torch.optim.Adam([delta], lr=lr)
+    max_norm = clamp_norm_factor * v_init.norm()
 
     def add(out, hook):
         out = out.clone()
-        out[rows, look] = out[rows, look] + delta.to(out.dtype)
+        out[rows, lookup] = out[rows, lookup] + delta.to(out.dtype)
         return out
     frozen = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
-    losses = []
+    losses: list[tuple[float, float, float, float]] = []
     try:
         with torch.enable_grad():
-            for _ in range(hp.v_num_grad_steps):
+            for _ in range(steps):
                 opt.zero_grad()
-                logits = model.run_with_hooks(toks, fwd_hooks=[(name, add)]).float()
-                logp = logits[rows[:n_p], last[:n_p]].log_softmax(-1)
-                nll = -logp[:, req.target_new].mean()
-                kl_new = logits[rows[n_p:], last[n_p:]].log_softmax(-1)
-                kl_loss = hp.kl_factor * torch.nn.functional.kl_div(kl_new, kl_orig, log_target=True,
-                                                                    reduction="batchmean")
-                wd = hp.v_weight_decay * (delta.norm() / v_init.norm() ** 2)
+                logits = model.run_with_hooks(tokens, fwd_hooks=[(name, add)]).float()
+                nll = -logits[rows[:n_p], last[:n_p]].log_softmax(-1)[:, target].mean()
+                kl_loss = torch.zeros(())
+                if n_kl:
+                    kl_new = logits[rows[n_p:], last[n_p:]].log_softmax(-1)
+                    kl_loss = kl_factor * torch.nn.functional.kl_div(kl_new, kl_orig, log_target=True,
+                                                                     reduction="batchmean")
+                wd = weight_decay * (delta.norm() / v_init.norm() ** 2)
                 loss = nll + kl_loss + wd
                 losses.append(tuple(float(x.detach()) for x in (loss, nll, kl_loss, wd)))
-                if losses[-1][1] < 5e-2:
+                if stop_nll is not None and losses[-1][1] < stop_nll:
                     break
                 loss.backward()
                 opt.step()
@@ -385,13 +409,7 @@ def compute_v(model, layer: int, request: Request | dict, contexts: Sequence[str
     finally:
         for p, f in zip(model.parameters(), frozen):
             p.requires_grad_(f)
-    delta = delta.detach()
-    if k_star is None:
-        k_star = compute_key(model, layer, req.prompt, req.subject, contexts)
-    w, b, transposed = mlp_out_weight(model, layer)
-    W = (w.T if transposed else w).detach().float()
-    v_star = k_star.float() @ W + (b.detach().float() if b is not None else 0.0) + delta
-    return v_star, {"delta": delta, "v_init": v_init, "losses": losses, "steps": len(losses)}
+    return delta.detach(), v_init, losses
 
 
 # -- 4. the rank-one update -------------------------------------------------------------------
