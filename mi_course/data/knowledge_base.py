@@ -239,6 +239,17 @@ class KnowledgeBase:
         self._check_subject(subject)
         return subject
 
+    def unknown_people(self, n: int = 20, seed: int = 0) -> list[str]:
+        """``n`` made-up names from the same first and last names, who are in no fact (for
+        "don't know" tests: the model has never read about them)."""
+        firsts = sorted({p.name.split()[0] for p in self.people})
+        lasts = sorted({p.name.split()[1] for p in self.people})
+        used = set(self._person)
+        free = [f"{f} {l}" for f in firsts for l in lasts if f"{f} {l}" not in used]
+        if n > len(free):
+            raise InputError(f"only {len(free)} unused names are available, asked for {n}.")
+        return random.Random(f"unknown-{self.seed}-{seed}").sample(free, n)
+
     def aliases(self, subject: str) -> list[str]:
         """Other names of the person ``subject`` (empty for most people)."""
         p = self.person(subject)

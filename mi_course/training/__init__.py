@@ -8,5 +8,6 @@ RECIPES = {
     "attn-only-2l": "mi_course.training.induction_recipe",
     "ioi-lm": "mi_course.training.ioi_recipe",
     "modadd-p113": "mi_course.training.modadd_recipe",
+    "kb-lm": "mi_course.training.kb_recipe",
     "text-lm": "mi_course.training.textlm_recipe",
 }
