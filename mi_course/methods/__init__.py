@@ -25,6 +25,9 @@ Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution     
 The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
+ROME: rank-one model editing (Meng et al. 2022)           rome                     08
+Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
 
 Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
 ``block2_knowledge/`` and ``block3_features/`` and a row each to this table.

@@ -37,6 +37,8 @@ from mi_course.methods.causal_tracing import _tokens, check_layer, check_model
 from mi_course.methods.rome import Edit, RomeHparams, default_layer, edited, parse_request, rome_edit
 
 METRICS = ("ES", "EM", "PS", "PM", "NS", "NM", "S")
+#: FT-L's L-infinity bound on each weight change (ROME's FT-L for GPT-2 XL: 5e-4 with lr 5e-4).
+FT_L_EPS = 5e-3
 
 
 @dataclass
@@ -223,3 +225,65 @@ def layer_sweep(model, cases: Sequence[EditCase], editors: dict[str, Callable[[i
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     return {name: {L: evaluate_edits(model, cases, make(L), progress=progress, desc=f"{name} L{L}")[0]
                    for L in layers} for name, make in editors.items()}
+
+
+# -- the figures on a model card ------------------------------------------------------------------
+def known_facts(model, kb, n: int, seed: int = 0, template: int = 0) -> list[dict]:
+    """``n`` seeded facts of the base relations whose object is the model's top-1 next token after
+    the subject's ``template``-th training template, as ``{"prompt", "subject", "target", "relation"}``."""
+    g = torch.Generator().manual_seed(seed)
+    pool = [f for f in kb.facts if f.relation in getattr(kb, "base_relations", kb.relations)]
+    out = []
+    for i in torch.randperm(len(pool), generator=g).tolist():
+        f = pool[i]
+        tpl = kb.split_templates(f.subject, f.relation, "train")[template]
+        tid = parse_request(model, {"prompt": tpl, "subject": f.subject, "target_new": f.object}).target_new
+        if int(next_token_probs(model, [tpl.format(f.subject)], range(model.cfg.d_vocab))[0].argmax()) == tid:
+            out.append({"prompt": tpl, "subject": f.subject, "target": f.object, "relation": f.relation})
+        if len(out) == n:
+            break
+    return out
+
+
+def editing_figures(model, kb, n_trace: int = 40, n_edits: int = 20, n_samples: int = 10, seed: int = 0,
+                    ft_eps: float | None = None, layers: Sequence[int] | None = None, progress: bool = True) -> dict:
+    """Causal-tracing peaks and edit scores per layer, as reported on ``kb-lm``'s card (week 08).
+
+    Tracing: ``n_trace`` known facts, noise 3x the std of the subjects' token embeddings, ``n_samples``
+    samples, window 1; per kind the peak ``(layer, position, AIE)`` and the AIE by layer at the last
+    subject token and the last token; the severed variants at the last subject token. Editing:
+    ``n_edits`` seeded counterfactual requests (:func:`kb_cases`), ROME, FT and FT-L (L∞ ``ft_eps``,
+    default :data:`FT_L_EPS`) at every layer in ``layers``.
+    """
+    from mi_course.methods import causal_tracing as ct
+
+    facts = known_facts(model, kb, n_trace, seed)
+    noise = ct.NOISE_FACTOR * ct.embedding_std(model, kb.subjects)
+    LS, LT = ct.POSITION_NAMES.index("last subject token"), ct.POSITION_NAMES.index("last token")
+    out: dict = {"n_trace": len(facts), "n_samples": n_samples, "noise": round(noise, 4), "tracing": {}, "severed": {}}
+    for kind in ct.KINDS:
+        aie, res = ct.trace_facts(model, facts, kind=kind, n_samples=n_samples, noise=noise, progress=progress)
+        L, pos, eff = ct.peak(aie)
+        out["tracing"][kind] = {"peak_layer": L, "peak_position": pos, "peak_aie": round(eff, 4),
+                                "last_subject_token": [round(float(x), 4) for x in aie[:, LS]],
+                                "last_token": [round(float(x), 4) for x in aie[:, LT]]}
+        if kind == "hidden":
+            out["clean_p"] = round(sum(r.high for r in res) / len(res), 4)
+            out["corrupted_p"] = round(sum(r.low for r in res) / len(res), 4)
+    for what in ("mlp", "attn"):
+        aie, _ = ct.trace_facts(model, facts, kind="hidden", sever=what, n_samples=n_samples, noise=noise,
+                                progress=progress)
+        out["severed"][what] = [round(float(x), 4) for x in aie[:, LS]]
+    cases = kb_cases(model, kb, n_edits, seed=seed + 1)
+    layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
+    eps = FT_L_EPS if ft_eps is None else ft_eps
+    editors = {"ROME": lambda L: rome_editor(L), "FT": lambda L: fine_tune_editor(L),
+               "FT-L": lambda L: fine_tune_editor(L, norm_constraint=eps)}
+    sweep = layer_sweep(model, cases, editors, layers, progress=progress)
+    out["n_edits"] = len(cases)
+    out["ft_l_eps"] = eps
+    out["editing"] = {name: {str(L): {k: round(float(s[k]), 4) for k in METRICS} for L, s in by_layer.items()}
+                      for name, by_layer in sweep.items()}
+    out["unedited"] = {k: round(float(v), 4) for k, v in summarize([case_scores(model, c) for c in cases]).items()
+                       if k in METRICS}
+    return out
