@@ -1,8 +1,19 @@
 """The exercise checker: runs a student's function and the reference on the same cases.
 
-On success it prints a one-line verdict. On failure it raises ``AssertionError`` whose
-message says which case failed, what was expected (type, shape, dtype), by how much the
-values differ and where, and, when the answer matches a known mistake, a hint for it.
+Two modes (the "Run All reaches the end" contract):
+
+- the visible check a student runs, ``check(ex, fn)`` (``seed=None``), never raises for a
+  wrong or unfinished answer: it shows one short status block (✔ passed / ✗ not implemented
+  yet / ✗ what is wrong and a hint) and returns ``True`` or ``False``, so Run All on an
+  untouched notebook reaches the end. Later cells that need the exercise's result call
+  :func:`yours_or_reference`, which hands back the course's reference until the student's
+  function has passed.
+- the hidden test, ``check(ex, fn, seed=N)``, records the outputs for the trusted grader and
+  raises ``AssertionError`` on failure; the error shows the verdict only, never the checker's
+  own stack frames.
+
+A failure message says which case failed, what was expected (type, shape, dtype), by how much
+the values differ and where, and, when the answer matches a known mistake, a hint for it.
 
 The comparison uses functions captured when this module is imported, so rebinding
 ``torch.allclose`` or ``torch.testing`` in the notebook cannot change a verdict; rebinding
@@ -11,8 +22,11 @@ them is also reported. (Grading does not rely on this alone: see ``mi_course.gra
 
 from __future__ import annotations
 
+import html
 import os
 import random
+import sys
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -219,7 +233,7 @@ def evaluate(ex: Exercise, fn: Callable, seed: int | None = None) -> Verdict:
             return Verdict(False, "not implemented yet: replace `raise NotImplementedError()` with your code.")
         except Exception as err:  # student code may raise anything
             return Verdict(False, f"case '{case.name}' ({_describe_inputs(case.kwargs)}): your function "
-                                  f"raised {type(err).__name__}: {err}")
+                                  f"raised {type(err).__name__}: {err}{_where_in_student_code(err)}")
         expected = _run(ex.reference, case)
         got_c = _to_comparable(got, ex.normalize)
         exp_c = _to_comparable(expected, ex.normalize)
@@ -281,12 +295,127 @@ def _serializable(x: Any) -> Any:
     return repr(x)[:200]
 
 
-def check(ex: Exercise, fn: Callable, seed: int | None = None) -> None:
-    """Print a one-line verdict, or raise ``AssertionError`` with feedback."""
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _where_in_student_code(err: BaseException) -> str:
+    """`` (your line N: `code`)`` for the innermost frame outside the course and the libraries."""
+    frames = traceback.extract_tb(err.__traceback__)
+    libs = tuple(p for p in {os.path.dirname(os.__file__), sys.prefix, sys.base_prefix, _PACKAGE_DIR} if p)
+    mine = [f for f in frames if f.filename and not os.path.abspath(f.filename).startswith(libs)
+            and "site-packages" not in f.filename]
+    if not mine:
+        return ""
+    f = mine[-1]
+    code = f" `{f.line.strip()[:120]}`" if f.line else ""
+    return f" (in your code, line {f.lineno}:{code})"
+
+
+# --- the visible check: a status block, never a traceback -----------------------------------
+_LAST_VISIBLE: dict[str, tuple[Callable, bool]] = {}  # exercise id -> (function checked, passed?)
+
+_STYLE = {
+    "pass": ("\u2714", "#1a7f37", "#e6f4ea"),
+    "todo": ("\u2717", "#6e5b00", "#fff8c5"),
+    "fail": ("\u2717", "#b42318", "#fdecea"),
+}
+
+
+def _split_hint(message: str) -> tuple[str, str]:
+    text, sep, hint = message.partition("\nHint: ")
+    return text, (hint if sep else "")
+
+
+def status_text(ex: Exercise, verdict: Verdict) -> str:
+    """The plain-text status block of a visible check (one or two lines, no traceback)."""
+    kind = _kind_of(verdict)
+    what, hint = _split_hint(verdict.message)
+    if kind == "pass":
+        return f"\u2714 {what}"
+    lines = [f"\u2717 {ex.title}: {what}"]
+    if hint:
+        lines.append(f"  Hint: {hint}")
+    return "\n".join(lines)
+
+
+def status_html(ex: Exercise, verdict: Verdict) -> str:
+    """The same status block as HTML, for a notebook."""
+    kind = _kind_of(verdict)
+    mark, fg, bg = _STYLE[kind]
+    what, hint = _split_hint(verdict.message)
+    title = html.escape(ex.title)
+    body = html.escape(what if kind != "pass" else what.removeprefix(f"{ex.title}: "))
+    out = (f'<div class="mi-course-check mi-course-check-{kind}" style="border-left:4px solid {fg};'
+           f'background:{bg};padding:6px 10px;margin:4px 0;font-family:var(--jp-content-font-family,sans-serif)">'
+           f'<b style="color:{fg}">{mark} {title}</b>: {body}')
+    if hint:
+        out += f'<div style="margin-top:4px"><b>Hint:</b> {html.escape(hint)}</div>'
+    return out + "</div>"
+
+
+def _kind_of(verdict: Verdict) -> str:
+    if verdict.passed:
+        return "pass"
+    return "todo" if verdict.message.startswith("not implemented yet") else "fail"
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def show_status(ex: Exercise, verdict: Verdict) -> None:
+    """Show the status block: HTML (with a plain-text fallback) in a notebook, text elsewhere."""
+    text = status_text(ex, verdict)
+    if _in_notebook():
+        from IPython.display import display
+
+        display({"text/html": status_html(ex, verdict), "text/plain": text}, raw=True)
+    else:
+        print(text)
+
+
+class CheckFailed(AssertionError):
+    """A hidden test's failure: IPython shows its message only, not the checker's frames."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for a custom traceback
+        return [f"\x1b[0;31mAssertionError\x1b[0m: {self}"]
+
+
+def check(ex: Exercise, fn: Callable, seed: int | None = None) -> bool:
+    """Check ``fn`` against the exercise's reference.
+
+    ``seed=None`` (the visible check in a notebook): show one status block and return
+    ``True``/``False``; it never raises for a wrong or unfinished answer.
+    With a seed (a hidden test): record the outputs for the grader, print the verdict and
+    return ``True``, or raise ``AssertionError`` with the feedback (no checker frames shown).
+    """
     __tracebackhide__ = True  # noqa: F841  (pytest/IPython: hide this frame)
-    if seed is not None:
-        record_outputs(ex, fn, seed)
+    if seed is None:
+        verdict = evaluate(ex, fn, None)
+        _LAST_VISIBLE[ex.id] = (fn, verdict.passed)
+        show_status(ex, verdict)
+        return verdict.passed
+    record_outputs(ex, fn, seed)
     verdict = evaluate(ex, fn, seed)
     if not verdict.passed:
-        raise AssertionError(f"{ex.title}: {verdict.message}")
+        raise CheckFailed(f"{ex.title}: {verdict.message}") from None
     print(f"\u2714 {verdict.message}")
+    return True
+
+
+def yours_or_reference(fn: Callable, exercise: Exercise) -> Callable:
+    """``fn`` if the last visible check of ``exercise`` passed with this very function, else the reference.
+
+    Cells after an exercise that need its result call, e.g.,
+    ``score_fn = checks.yours_or_reference(induction_scores, checks.INDUCTION)`` so that Run All
+    on an unsolved notebook still reaches the end (with the course's reference, said in one line).
+    """
+    if not isinstance(exercise, Exercise):
+        raise TypeError(f"yours_or_reference(fn, exercise): exercise must be a checker's Exercise "
+                        f"(e.g. checks.INDUCTION), got {type(exercise).__name__}")
+    last = _LAST_VISIBLE.get(exercise.id)
+    if last is not None and last[0] is fn and last[1]:
+        return fn
+    print(f"using the course's reference for {exercise.title} until yours passes its check")
+    return exercise.reference

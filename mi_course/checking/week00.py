@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.data.induction import repeated_random_tokens
 from mi_course.methods import toolkit
 
@@ -52,9 +52,9 @@ NEXT_TOKEN_LOSS = Exercise(
 )
 
 
-def check_next_token_loss(fn, seed: int | None = None) -> None:
+def check_next_token_loss(fn, seed: int | None = None) -> bool:
     """Check ``next_token_loss(logits, tokens) -> [batch, pos-1]``."""
-    check(NEXT_TOKEN_LOSS, fn, seed)
+    return check(NEXT_TOKEN_LOSS, fn, seed)
 
 
 # -- 2. activation patching with a hook --------------------------------------------------------
@@ -116,9 +116,9 @@ PATCH = Exercise(
 )
 
 
-def check_patch_resid_pre(fn, seed: int | None = None) -> None:
+def check_patch_resid_pre(fn, seed: int | None = None) -> bool:
     """Check ``patch_resid_pre(model, clean_tokens, corrupt_tokens, layer, pos) -> logits``."""
-    check(PATCH, fn, seed)
+    return check(PATCH, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [NEXT_TOKEN_LOSS, PATCH]}

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import zoom_in
 
 
@@ -55,9 +55,9 @@ SELECTIVITY = Exercise(
 )
 
 
-def check_selectivity(fn, seed: int | None = None) -> None:
+def check_selectivity(fn, seed: int | None = None) -> bool:
     """Check ``selectivity(tuning_curves [units, n]) -> [units]``."""
-    check(SELECTIVITY, fn, seed)
+    return check(SELECTIVITY, fn, seed)
 
 
 def _match_cases(seed: int) -> list[Case]:
@@ -100,9 +100,9 @@ BEST_MATCH = Exercise(
 )
 
 
-def check_best_match(fn, seed: int | None = None) -> None:
+def check_best_match(fn, seed: int | None = None) -> bool:
     """Check ``best_match(tuning_a, tuning_b) -> (index [units_a], correlation [units_a])``."""
-    check(BEST_MATCH, fn, seed)
+    return check(BEST_MATCH, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [SELECTIVITY, BEST_MATCH]}

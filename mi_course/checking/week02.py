@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.data.induction import repeated_random_tokens
 from mi_course.methods import ablation, attention, circuits, induction
 
@@ -60,9 +60,9 @@ ATTENTION_PATTERN = Exercise(
 )
 
 
-def check_attention_pattern(fn, seed: int | None = None) -> None:
+def check_attention_pattern(fn, seed: int | None = None) -> bool:
     """Check ``attention_pattern(q, k) -> [batch, head, query_pos, key_pos]``."""
-    check(ATTENTION_PATTERN, fn, seed)
+    return check(ATTENTION_PATTERN, fn, seed)
 
 
 # -- 2. previous-token score -------------------------------------------------------------------
@@ -106,9 +106,9 @@ PREV_TOKEN = Exercise(
 )
 
 
-def check_prev_token_scores(fn, seed: int | None = None) -> None:
+def check_prev_token_scores(fn, seed: int | None = None) -> bool:
     """Check ``prev_token_scores(pattern) -> [head]``."""
-    check(PREV_TOKEN, fn, seed)
+    return check(PREV_TOKEN, fn, seed)
 
 
 # -- 3. induction score ------------------------------------------------------------------------
@@ -165,9 +165,9 @@ INDUCTION = Exercise(
 )
 
 
-def check_induction_scores(fn, seed: int | None = None) -> None:
+def check_induction_scores(fn, seed: int | None = None) -> bool:
     """Check ``induction_scores(pattern, seq_len) -> [head]``."""
-    check(INDUCTION, fn, seed)
+    return check(INDUCTION, fn, seed)
 
 
 # -- 4. full QK circuit ------------------------------------------------------------------------
@@ -202,9 +202,9 @@ FULL_QK = Exercise(
 )
 
 
-def check_full_qk_circuit(fn, seed: int | None = None) -> None:
+def check_full_qk_circuit(fn, seed: int | None = None) -> bool:
     """Check ``full_qk_circuit(W_E, W_Q, W_K) -> [d_vocab, d_vocab]`` (tensor or FactoredMatrix)."""
-    check(FULL_QK, fn, seed)
+    return check(FULL_QK, fn, seed)
 
 
 # -- 5. K-composition score --------------------------------------------------------------------
@@ -244,9 +244,9 @@ K_COMPOSITION = Exercise(
 )
 
 
-def check_k_composition_score(fn, seed: int | None = None) -> None:
+def check_k_composition_score(fn, seed: int | None = None) -> bool:
     """Check ``k_composition_score(W_OV_early, W_QK_late) -> float``."""
-    check(K_COMPOSITION, fn, seed)
+    return check(K_COMPOSITION, fn, seed)
 
 
 # -- 6. ablating a head ------------------------------------------------------------------------
@@ -303,9 +303,9 @@ ABLATION = Exercise(
 )
 
 
-def check_ablated_head_loss(fn, seed: int | None = None) -> None:
+def check_ablated_head_loss(fn, seed: int | None = None) -> bool:
     """Check ``ablated_head_loss(model, tokens, layer, head) -> [batch, pos-1]``."""
-    check(ABLATION, fn, seed)
+    return check(ABLATION, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [ATTENTION_PATTERN, PREV_TOKEN, INDUCTION, FULL_QK, K_COMPOSITION, ABLATION]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import ffn_memories, logit_lens
 
 
@@ -62,9 +62,9 @@ LOGIT_LENS = Exercise(
 )
 
 
-def check_logit_lens(fn, seed: int | None = None) -> None:
+def check_logit_lens(fn, seed: int | None = None) -> bool:
     """Check ``logit_lens(resid, w_ln, b_ln, W_U, b_U) -> [..., d_vocab]``."""
-    check(LOGIT_LENS, fn, seed)
+    return check(LOGIT_LENS, fn, seed)
 
 
 # -- 2. top-1 agreement with the final prediction ----------------------------------------------
@@ -107,9 +107,9 @@ TOP1_AGREEMENT = Exercise(
 )
 
 
-def check_top1_agreement(fn, seed: int | None = None) -> None:
+def check_top1_agreement(fn, seed: int | None = None) -> bool:
     """Check ``top1_agreement(lens_logits, final_logits) -> [n_layers]``."""
-    check(TOP1_AGREEMENT, fn, seed)
+    return check(TOP1_AGREEMENT, fn, seed)
 
 
 # -- 3. value-key agreement (Geva et al. 2021) ---------------------------------------------------
@@ -158,9 +158,9 @@ VALUE_KEY_AGREEMENT = Exercise(
 )
 
 
-def check_agreement_rate(fn, seed: int | None = None) -> None:
+def check_agreement_rate(fn, seed: int | None = None) -> bool:
     """Check ``agreement_rate(value_logits, trigger_next) -> float``."""
-    check(VALUE_KEY_AGREEMENT, fn, seed)
+    return check(VALUE_KEY_AGREEMENT, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [LOGIT_LENS, TOP1_AGREEMENT, VALUE_KEY_AGREEMENT]}

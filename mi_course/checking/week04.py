@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import talking_heads
 
 
@@ -65,9 +65,9 @@ COMPONENT_SCORES = Exercise(
 )
 
 
-def check_component_composition_scores(fn, seed: int | None = None) -> None:
+def check_component_composition_scores(fn, seed: int | None = None) -> bool:
     """Check ``component_composition_scores(sender_ov, receiver) -> [r]``."""
-    check(COMPONENT_SCORES, fn, seed)
+    return check(COMPONENT_SCORES, fn, seed)
 
 
 # -- 2. projecting a span out of the residual stream -------------------------------------------
@@ -115,9 +115,9 @@ PROJECT_OUT = Exercise(
 )
 
 
-def check_project_out_span(fn, seed: int | None = None) -> None:
+def check_project_out_span(fn, seed: int | None = None) -> bool:
     """Check ``project_out_span(x, directions) -> x without its component in span(directions)``."""
-    check(PROJECT_OUT, fn, seed)
+    return check(PROJECT_OUT, fn, seed)
 
 
 # -- 3. effective rank of a channel ------------------------------------------------------------
@@ -157,9 +157,9 @@ EFFECTIVE_RANK = Exercise(
 )
 
 
-def check_effective_rank(fn, seed: int | None = None) -> None:
+def check_effective_rank(fn, seed: int | None = None) -> bool:
     """Check ``effective_rank(strengths, share) -> int``."""
-    check(EFFECTIVE_RANK, fn, seed)
+    return check(EFFECTIVE_RANK, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [COMPONENT_SCORES, PROJECT_OUT, EFFECTIVE_RANK]}

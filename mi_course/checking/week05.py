@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.data import ioi
 from mi_course.methods import activation_patching as ap
 from mi_course.methods import attribution_patching as atp
@@ -72,9 +72,9 @@ LOGIT_DIFF = Exercise(
 )
 
 
-def check_logit_difference(fn, seed: int | None = None) -> None:
+def check_logit_difference(fn, seed: int | None = None) -> bool:
     """Check ``logit_difference(logits, io, s, end) -> scalar``."""
-    check(LOGIT_DIFF, fn, seed)
+    return check(LOGIT_DIFF, fn, seed)
 
 
 # -- 2. direct logit attribution ----------------------------------------------------------------
@@ -105,9 +105,9 @@ DLA = Exercise(
 )
 
 
-def check_direct_logit_attribution(fn, seed: int | None = None) -> None:
+def check_direct_logit_attribution(fn, seed: int | None = None) -> bool:
     """Check ``direct_logit_attribution(resid_stack, directions) -> [component]``."""
-    check(DLA, fn, seed)
+    return check(DLA, fn, seed)
 
 
 # -- 3. residual-stream activation patching ----------------------------------------------------
@@ -145,9 +145,9 @@ RESID_PATCH = Exercise(
 )
 
 
-def check_patch_residual_stream(fn, seed: int | None = None) -> None:
+def check_patch_residual_stream(fn, seed: int | None = None) -> bool:
     """Check ``patch_residual_stream(model, clean_tokens, corrupted_tokens, metric) -> [layer, pos]``."""
-    check(RESID_PATCH, fn, seed)
+    return check(RESID_PATCH, fn, seed)
 
 
 # -- 4. head activation patching ---------------------------------------------------------------
@@ -190,9 +190,9 @@ HEAD_PATCH = Exercise(
 )
 
 
-def check_patch_head_outputs(fn, seed: int | None = None) -> None:
+def check_patch_head_outputs(fn, seed: int | None = None) -> bool:
     """Check ``patch_head_outputs(model, clean_tokens, corrupted_tokens, metric) -> [layer, head]``."""
-    check(HEAD_PATCH, fn, seed)
+    return check(HEAD_PATCH, fn, seed)
 
 
 # -- 5. attribution patching -------------------------------------------------------------------
@@ -235,9 +235,9 @@ ATP = Exercise(
 )
 
 
-def check_attribution_scores(fn, seed: int | None = None) -> None:
+def check_attribution_scores(fn, seed: int | None = None) -> bool:
     """Check ``attribution_scores(clean_z, corrupted_z, corrupted_grad) -> [layer, head]``."""
-    check(ATP, fn, seed)
+    return check(ATP, fn, seed)
 
 
 # -- 6. faithfulness ---------------------------------------------------------------------------
@@ -318,9 +318,9 @@ FAITHFULNESS = Exercise(
 )
 
 
-def check_circuit_metric(fn, seed: int | None = None) -> None:
+def check_circuit_metric(fn, seed: int | None = None) -> bool:
     """Check ``circuit_metric(model, tokens, reference_tokens, metric, circuit) -> float``."""
-    check(FAITHFULNESS, fn, seed)
+    return check(FAITHFULNESS, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [LOGIT_DIFF, DLA, RESID_PATCH, HEAD_PATCH, ATP, FAITHFULNESS]}

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import fourier, grokking
 
 _SMALL_PRIMES = [5, 7, 11, 13, 17, 19, 23]
@@ -64,9 +64,9 @@ FOURIER_BASIS = Exercise(
 )
 
 
-def check_fourier_basis(fn, seed: int | None = None) -> None:
+def check_fourier_basis(fn, seed: int | None = None) -> bool:
     """Check ``fourier_basis(p) -> [p, p]`` (rows: const, cos 1, sin 1, ..., unit norm)."""
-    check(FOURIER_BASIS, fn, seed)
+    return check(FOURIER_BASIS, fn, seed)
 
 
 # -- 2. 2-D Fourier transform ------------------------------------------------------------------
@@ -113,9 +113,9 @@ FOURIER_2D = Exercise(
 )
 
 
-def check_fourier_transform_2d(fn, seed: int | None = None) -> None:
+def check_fourier_transform_2d(fn, seed: int | None = None) -> bool:
     """Check ``fourier_transform_2d(x [p, p]) -> [p, p]``."""
-    check(FOURIER_2D, fn, seed)
+    return check(FOURIER_2D, fn, seed)
 
 
 # -- 3. embedding norm per frequency -------------------------------------------------------------
@@ -167,9 +167,9 @@ EMBED_NORMS = Exercise(
 )
 
 
-def check_embedding_frequency_norms(fn, seed: int | None = None) -> None:
+def check_embedding_frequency_norms(fn, seed: int | None = None) -> bool:
     """Check ``embedding_frequency_norms(W_E [p, d_model]) -> [(p-1)//2 + 1]``."""
-    check(EMBED_NORMS, fn, seed)
+    return check(EMBED_NORMS, fn, seed)
 
 
 # -- 4. key frequencies from norms ---------------------------------------------------------------
@@ -218,9 +218,9 @@ KEY_FREQS = Exercise(
 )
 
 
-def check_key_frequencies(fn, seed: int | None = None) -> None:
+def check_key_frequencies(fn, seed: int | None = None) -> bool:
     """Check ``key_frequencies(norms, fraction) -> sorted list[int]``."""
-    check(KEY_FREQS, fn, seed)
+    return check(KEY_FREQS, fn, seed)
 
 
 # -- 5./6. restricted and excluded logits --------------------------------------------------------
@@ -301,14 +301,14 @@ EXCLUDED = Exercise(
 )
 
 
-def check_restricted_logits(fn, seed: int | None = None) -> None:
+def check_restricted_logits(fn, seed: int | None = None) -> bool:
     """Check ``restricted_logits(logits [p*p, p], freqs) -> [p*p, p]``."""
-    check(RESTRICTED, fn, seed)
+    return check(RESTRICTED, fn, seed)
 
 
-def check_excluded_logits(fn, seed: int | None = None) -> None:
+def check_excluded_logits(fn, seed: int | None = None) -> bool:
     """Check ``excluded_logits(logits [p*p, p], freqs) -> [p*p, p]``."""
-    check(EXCLUDED, fn, seed)
+    return check(EXCLUDED, fn, seed)
 
 
 # -- 7. neurons explained by one frequency -------------------------------------------------------
@@ -374,9 +374,9 @@ NEURON_FRACTIONS = Exercise(
 )
 
 
-def check_neuron_frequency_fractions(fn, seed: int | None = None) -> None:
+def check_neuron_frequency_fractions(fn, seed: int | None = None) -> bool:
     """Check ``neuron_frequency_fractions(acts [p, p, n]) -> [n, (p-1)//2]``."""
-    check(NEURON_FRACTIONS, fn, seed)
+    return check(NEURON_FRACTIONS, fn, seed)
 
 
 EXERCISES = {ex.id: ex for ex in [FOURIER_BASIS, FOURIER_2D, EMBED_NORMS, KEY_FREQS, RESTRICTED, EXCLUDED,

@@ -172,7 +172,9 @@ def train(recipe: Recipe | None = None, progress: bool = True, model=None, raw_t
 
     recipe = recipe or Recipe()
     if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+        from mi_course.threads import set_threads
+
+        set_threads(recipe.threads)  # a chosen count, so zoo.build below keeps it
     torch.manual_seed(recipe.seed)
     raw_tokenizer = raw_tokenizer or corpus.train_tokenizer(VOCAB)
     train_tokens = corpus.tokenize_split(raw_tokenizer, "train")

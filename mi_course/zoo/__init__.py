@@ -6,13 +6,16 @@
 
 Every checkpoint's sha256 is checked before loading. Hub models (``gpt2-small``, or a raw
 hub id such as ``NeelNanda/Attn_Only_2L512W_C4_Code``) load through
-``TransformerBridge.boot_transformers`` when online.
+``TransformerBridge.boot_transformers`` when online. Building or loading a small model sets
+torch's thread count for it (1 thread; ``MI_COURSE_THREADS`` or ``mi_course.set_threads(n)``
+override it; see :mod:`mi_course.threads`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mi_course import threads
 from mi_course.errors import CheckpointError, UnknownModelError
 from mi_course.zoo.cards import MODELS_DIR, ModelCard, sha256_of
 from mi_course.zoo.hub import HUB_ALIASES, is_hub_name, load_hub_model
@@ -54,7 +57,9 @@ def build(config: dict, device: str = "cpu", seed: int | None = None, tokenizer=
     if seed is not None:
         kwargs["seed"] = seed
     cfg = TransformerBridgeConfig(**kwargs, device=device)
-    return TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device)
+    model = TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device)
+    threads.apply_for_model(model)
+    return model
 
 
 def verify(name: str, path: Path | None = None) -> ModelCard:
@@ -94,7 +99,9 @@ def load(name: str, device: str = "cpu", checkpoint: Path | None = None):
         raise UnknownModelError(f"zoo.load expects a model name (str), got {type(name).__name__}.")
     if name not in names():
         if is_hub_name(name):
-            return load_hub_model(name, device=device)
+            model = load_hub_model(name, device=device)
+            threads.apply_for_model(model)  # leaves large models (GPT-2) alone
+            return model
         raise UnknownModelError(_unknown_message(name))
     c = verify(name, checkpoint)
     from safetensors.torch import load_file
