@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import torch
 
-from mi_course.checking.core import Case, Exercise, Mistake, check
+from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import knowledge_crawl as kc
 from mi_course.methods import probing
 
@@ -58,7 +58,7 @@ LAST_TOKEN_LOGITS = Exercise(
 )
 
 
-def check_last_token_logits(fn, seed: int | None = None):
+def check_last_token_logits(fn, seed: int | None = None) -> bool:
     """Check ``last_token_logits(logits [batch, pos, vocab], last [batch]) -> [batch, vocab]``."""
     return check(LAST_TOKEN_LOGITS, fn, seed)
 
@@ -92,7 +92,7 @@ CANDIDATE_PROBS = Exercise(
 )
 
 
-def check_candidate_probs(fn, seed: int | None = None):
+def check_candidate_probs(fn, seed: int | None = None) -> bool:
     """Check ``candidate_probs(last_logits [n, vocab], candidate_ids [k]) -> [n, k]``."""
     return check(CANDIDATE_PROBS, fn, seed)
 
@@ -160,7 +160,7 @@ PARAPHRASE_ANSWER = Exercise(
 )
 
 
-def check_paraphrase_answer(fn, seed: int | None = None):
+def check_paraphrase_answer(fn, seed: int | None = None) -> bool:
     """Check ``paraphrase_answer(probs [n_paraphrases, n_candidates], threshold) -> (index, confidence)``."""
     return check(PARAPHRASE_ANSWER, fn, seed)
 
@@ -221,7 +221,7 @@ PRECISION_RECALL = Exercise(
 )
 
 
-def check_precision_recall(fn, seed: int | None = None):
+def check_precision_recall(fn, seed: int | None = None) -> bool:
     """Check ``precision_recall(graph, truth) -> (precision, recall)``."""
     return check(PRECISION_RECALL, fn, seed)
 
@@ -325,7 +325,7 @@ CRAWL = Exercise(
 )
 
 
-def check_crawl_graph(fn, seed: int | None = None):
+def check_crawl_graph(fn, seed: int | None = None) -> bool:
     """Check ``crawl_graph(query_fn, seeds, relations_of, max_subjects) -> {(subject, relation): object}``."""
     return check(CRAWL, fn, seed)
 
@@ -373,7 +373,7 @@ RECALL_BY_BINS = Exercise(
 )
 
 
-def check_recall_by_bins(fn, seed: int | None = None):
+def check_recall_by_bins(fn, seed: int | None = None) -> bool:
     """Check ``recall_by_bins(hits [n], counts [n], n_bins) -> (mean count [n_bins], recall [n_bins])``."""
     return check(RECALL_BY_BINS, fn, seed)
 
@@ -383,7 +383,7 @@ def _act_cases(seed: int) -> list[Case]:
     kb, model = _kb(), _model()
     rng = random.Random(seed)
     out = []
-    for layer in ([0, 3, model.cfg.n_layers] if seed == 0 else [rng.randrange(1, model.cfg.n_layers + 1)]):
+    for layer in ([2, model.cfg.n_layers] if seed == 0 else [rng.randrange(1, model.cfg.n_layers + 1)]):
         people = rng.sample(kb.subjects, 4)
         aliased = [p.alias for p in kb.people if p.alias]
         prompts, subjects = [], []
@@ -444,7 +444,7 @@ SUBJECT_ACTS = Exercise(
 )
 
 
-def check_subject_last_token_acts(fn, seed: int | None = None):
+def check_subject_last_token_acts(fn, seed: int | None = None) -> bool:
     """Check ``subject_last_token_acts(model, kb, prompts, subjects, layer) -> [n, d_model]``."""
     return check(SUBJECT_ACTS, fn, seed)
 
@@ -508,7 +508,7 @@ PROBE = Exercise(
 )
 
 
-def check_probe_accuracy(fn, seed: int | None = None):
+def check_probe_accuracy(fn, seed: int | None = None) -> bool:
     """Check ``probe_accuracy(train_x, train_y, test_x, test_y, n_classes) -> float`` (within 0.1 of ours)."""
     return check(PROBE, fn, seed)
 

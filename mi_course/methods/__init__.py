@@ -25,6 +25,8 @@ Direct logit attribution (Elhage 2021; Wang 2023)         logit_attribution     
 The IOI circuit's head classes (Wang et al. 2023)         ioi_circuit              05
 Patching metrics (logit difference, normalised)           metrics                  05
 Progress measures for grokking (Nanda et al. 2023)        grokking, fourier        06
+Crawling the internal knowledge base (Cohen et al. 2023)  knowledge_crawl          07
+Linear probes with control tasks (Hewitt & Liang 2019)    probing                  07
 Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
