@@ -14,7 +14,7 @@ from statistics import harmonic_mean
 import torch
 
 from mi_course.checking import core
-from mi_course.checking.core import Case, Exercise, Mistake
+from mi_course.checking.core import Case, Exercise, Mistake, yours_or_reference  # noqa: F401
 from mi_course.methods import causal_tracing as ct
 from mi_course.methods import rome
 
@@ -57,41 +57,10 @@ def _fact_tokens(seed: int):
     return tokens, start, end, ct.target_token(model, obj)
 
 
-def _visible(ex: Exercise, fn, seed):
-    """``core.check`` with the "Run All reaches the end" contract: without a seed, never raise."""
+def _visible(ex: Exercise, fn, seed) -> bool:
+    """The visible check (``seed=None``) returns True/False and never raises; a hidden test raises."""
     __tracebackhide__ = True  # noqa: F841
-    if seed is not None:  # hidden test: records outputs and raises on failure
-        result = core.check(ex, fn, seed)
-        return True if result is None else bool(result)
-    try:
-        result = core.check(ex, fn, None)
-    except AssertionError as err:  # an older core raises: show the message, return False
-        print(f"\u2717 {err}")
-        _PASSED.pop(ex.id, None)
-        return False
-    passed = True if result is None else bool(result)
-    if passed:
-        _PASSED[ex.id] = fn
-    else:
-        _PASSED.pop(ex.id, None)
-    return passed
-
-
-_PASSED: dict[str, object] = {}
-
-
-def yours_or_reference(fn, exercise: Exercise):
-    """``fn`` if its last visible check passed in this kernel, else the course's reference."""
-    shared = getattr(core, "yours_or_reference", None)
-    if shared is not None and _PASSED.get(exercise.id) is not fn:
-        try:
-            return shared(fn, exercise)
-        except Exception:  # noqa: BLE001
-            pass
-    if _PASSED.get(exercise.id) is fn:
-        return fn
-    print(f"using the course's reference for {exercise.title} until yours passes")
-    return exercise.reference
+    return core.check(ex, fn, seed)
 
 
 # -- 1. corrupt the subject's embeddings ---------------------------------------------------------

@@ -16,7 +16,7 @@ from mi_course.methods import rome
 from mi_course.viz.causal_tracing import plot_aie, plot_trace
 
 N_TRACE = 16
-N_EDIT = 8
+N_EDIT = 6
 
 
 @lru_cache(maxsize=1)

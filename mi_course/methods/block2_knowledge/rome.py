@@ -5,8 +5,9 @@ the MLP's hidden activation (``blocks.L.mlp.hook_post``, the input to ``W_out``)
 is what it writes, ``k @ W_out + b_out`` (``blocks.L.hook_mlp_out``). To make the model say
 ``target_new`` for a subject, ROME
 
-1. computes the key **k\\*** at the subject's last token, averaged over the prompt behind
-   random prefixes (``"{sampled text}. {prompt}"``) so it stands for the subject, not one prompt;
+1. computes the key **k\\*** at the subject's last token, averaged over the prompt alone and behind
+   5 random prefixes of 10 tokens sampled from the model (``"{sampled text}. {prompt}"``, as the
+   ROME/MEMIT code's context templates), so that it stands for the subject, not one prompt;
 2. estimates the uncentred second moment **C = E[k kᵀ]** of keys at that layer over text;
 3. finds the value **v\\*** by gradient descent: ``v* = k* @ W_out + b_out + δ`` where ``δ``, added to
    the MLP's output at the subject's last token, makes ``target_new`` likely after every prefixed
@@ -29,8 +30,8 @@ of 24) and large (12 of 36); for a 4-layer model it is layer 1, where causal tra
 state at the last subject token is strongest on ``kb-lm``.
 
 The second moment ``C`` comes from ``texts`` (a list of strings); for ``kb-lm`` the default is the
-start of its own training text (``load_kb().training_documents``), otherwise text sampled from the
-model. Results are cached per model object, layer and text.
+start of its own training text (the first 500 documents of ``load_kb().training_documents``, about
+15,000 keys for 512 dimensions), otherwise text sampled from the model. Results are cached per model object, layer and text.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from mi_course.errors import InputError
 from mi_course.methods.causal_tracing import _tokens, check_layer, check_model, subject_range, target_token
 
 __all__ = ["RomeHparams", "Request", "Edit", "parse_request", "default_layer", "context_templates",
-           "compute_key", "second_moment", "second_moments", "compute_v", "optimise_delta", "rank_one_update", "rome_edit",
+           "compute_key", "second_moment", "second_moments", "compute_v", "optimise_delta", "rank_one_update",
+           "rome_edit", "pad_tokens",
            "apply_rome", "apply_edit", "edit_hooks", "edited", "mlp_out_weight"]
 
 
@@ -62,9 +64,9 @@ class RomeHparams:
     clamp_norm_factor: float = 4.0  # ||δ|| <= 4 ||v_init||
     kl_factor: float = 0.0625
     kl_prompts: tuple[str, ...] | None = None  # None: ("{} is a",) if the tokenizer knows it, else ("{}",)
-    context_lengths: tuple[tuple[int, int], ...] = ((5, 10), (10, 10))  # (tokens, how many) prefixes
+    context_lengths: tuple[tuple[int, int], ...] = ((10, 5),)  # (tokens, how many) prefixes, as ROME/MEMIT's code
     mom2_adjustment: bool = True  # False: u = k* (no C), an ablation
-    mom2_n_texts: int = 2000
+    mom2_n_texts: int = 500
     ridge: float = 1e-4  # C + ridge * mean(diag C) * I, so C is invertible for a small model
     seed: int = 0
 
@@ -193,7 +195,7 @@ _CONTEXT_CACHE: dict = {}
 
 
 @torch.no_grad()
-def context_templates(model, lengths: Sequence[tuple[int, int]] = ((5, 10), (10, 10)), seed: int = 0) -> list[str]:
+def context_templates(model, lengths: Sequence[tuple[int, int]] = ((10, 5),), seed: int = 0) -> list[str]:
     """``["{}"]`` plus ``"{sampled text}. {}"`` for each ``(n_tokens, count)`` in ``lengths``.
 
     The texts are sampled from the model itself after its BOS token (top-k 5, seeded), as the
@@ -232,14 +234,22 @@ def compute_key(model, layer: int, prompt: str, subject: str, contexts: Sequence
     check_model(model)
     check_layer(model, layer)
     name = f"blocks.{layer}.mlp.hook_post"
-    keys = []
-    with torch.no_grad():
-        for c in contexts:
-            text = _fill(c, prompt, subject)
-            _, end = subject_range(model, text, subject)
-            _, cache = model.run_with_cache(_tokens(model, text)[None], names_filter=lambda n: n == name)
-            keys.append(cache[name][0, end - 1])
-    return torch.stack(keys).mean(0)
+    texts = [_fill(c, prompt, subject) for c in contexts]
+    lookup = torch.tensor([subject_range(model, t, subject)[1] - 1 for t in texts])
+    tokens, _ = pad_tokens(model, texts)
+    with torch.no_grad():  # right padding never changes earlier positions (causal attention)
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
+    return cache[name][torch.arange(len(texts)), lookup].mean(0)
+
+
+def pad_tokens(model, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(tokens [n, max_len], lengths [n])``: each text with BOS, right-padded with id 0."""
+    seqs = [_tokens(model, t) for t in texts]
+    lengths = torch.tensor([len(s) for s in seqs])
+    tokens = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = s
+    return tokens.to(model.W_E.device), lengths
 
 
 # -- 2. the second moment C -------------------------------------------------------------------
@@ -258,7 +268,7 @@ def _default_texts(model, n: int) -> list[str]:
 
 @torch.no_grad()
 def second_moments(model, texts: Sequence[str] | None = None, layers: Sequence[int] | None = None,
-                   batch_size: int = 64, n_texts: int = 2000, progress: bool = False) -> dict[int, torch.Tensor]:
+                   batch_size: int = 64, n_texts: int = 500, progress: bool = False) -> dict[int, torch.Tensor]:
     """``{layer: C}`` with ``C = mean over tokens of k kᵀ`` (``[d_mlp, d_mlp]``, float64 accumulation),
     ``k`` = ``blocks.L.mlp.hook_post`` at every non-padding token of ``texts`` (BOS excluded).
 
@@ -289,18 +299,18 @@ def second_moments(model, texts: Sequence[str] | None = None, layers: Sequence[i
             mask[:, 0] = False  # the BOS token's key is the same in every text
             _, cache = model.run_with_cache(toks.to(model.W_E.device), names_filter=lambda n: n in names)
             for n, L in names.items():
-                k = cache[n][mask.to(cache[n].device)].double().cpu()
-                acc[L] += k.T @ k
+                k = cache[n][mask.to(cache[n].device)].float()
+                acc[L] += (k.T @ k).double().cpu()  # float32 per batch, float64 across batches
             count += int(mask.sum())
         for L in todo:
             _MOM2_CACHE[keys[L]] = (acc[L] / count).float()
     return {L: _MOM2_CACHE[keys[L]].clone() for L in layers}
 
 
-def second_moment(model, layer: int, texts: Sequence[str] | None = None, n_texts: int = 2000) -> torch.Tensor:
-    """C ``[d_mlp, d_mlp]`` at ``layer`` (see :func:`second_moments`)."""
+def second_moment(model, layer: int, texts: Sequence[str] | None = None, n_texts: int = 500) -> torch.Tensor:
+    """C ``[d_mlp, d_mlp]`` at ``layer`` (see :func:`second_moments`; one pass fills the cache for every layer)."""
     check_layer(model, layer)
-    return second_moments(model, texts, [layer], n_texts=n_texts)[layer]
+    return second_moments(model, texts, None, n_texts=n_texts)[layer]
 
 
 # -- 3. the value v* --------------------------------------------------------------------------
@@ -334,14 +344,10 @@ def compute_v(model, layer: int, request: Request | dict, contexts: Sequence[str
     prompts = [_fill(c, req.prompt, req.subject) for c in contexts]
     kl = [p.format(req.subject) for p in _kl_prompts(model, hp)]
     texts = prompts + kl
-    seqs = [_tokens(model, t) for t in texts]
     lookup = [subject_range(model, t, req.subject)[1] - 1 for t in texts]
-    lens = torch.tensor([len(s) for s in seqs])
-    toks = torch.zeros(len(seqs), int(lens.max()), dtype=torch.long)
-    for j, s in enumerate(seqs):
-        toks[j, : len(s)] = s
+    toks, lens = pad_tokens(model, texts)
     delta, v_init, losses = optimise_delta(
-        model, layer, toks.to(model.W_E.device), torch.tensor(lookup), lens - 1, req.target_new, len(kl),
+        model, layer, toks, torch.tensor(lookup), lens - 1, req.target_new, len(kl),
         hp.kl_factor, hp.v_weight_decay, hp.v_num_grad_steps, hp.v_lr, hp.clamp_norm_factor, stop_nll=5e-2)
     if k_star is None:
         k_star = compute_key(model, layer, req.prompt, req.subject, contexts)
