@@ -1,5 +1,5 @@
 """Week 08 figures and the numbers the notebook's prose quotes, computed from the shipped ``kb-lm``
-with the notebook's own settings (16 facts, 10 noise samples; 8 edit requests)."""
+with the notebook's own settings (10 facts, 5 noise samples; 4 edit requests)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from mi_course.methods import edit_evaluation as ev
 from mi_course.methods import rome
 from mi_course.viz.causal_tracing import plot_aie, plot_trace
 
-N_TRACE = 16
-N_EDIT = 6
+N_TRACE = 10
+N_EDIT = 4
 
 
 @lru_cache(maxsize=1)
@@ -41,13 +41,13 @@ def tracing() -> dict:
     model, _, facts, noise = _setup()
     out = {}
     for kind in ("hidden", "mlp", "attn"):
-        out[kind], res = ct.trace_facts(model, facts, kind=kind, noise=noise, n_samples=10, progress=False)
+        out[kind], res = ct.trace_facts(model, facts, kind=kind, noise=noise, n_samples=5, progress=False)
         if kind == "hidden":
             out["high"] = sum(r.high for r in res) / len(res)
             out["low"] = sum(r.low for r in res) / len(res)
-    out["mlp, window 3"], _ = ct.trace_facts(model, facts, kind="mlp", window=3, noise=noise, n_samples=10, progress=False)
+    out["mlp, window 3"], _ = ct.trace_facts(model, facts, kind="mlp", window=3, noise=noise, n_samples=5, progress=False)
     for what in ("mlp", "attn"):
-        out[f"severed {what}"], _ = ct.trace_facts(model, facts, kind="hidden", sever=what, noise=noise, n_samples=10,
+        out[f"severed {what}"], _ = ct.trace_facts(model, facts, kind="hidden", sever=what, noise=noise, n_samples=5,
                                                    progress=False)
     return out
 
@@ -74,7 +74,7 @@ def one_trace():
     prompt = f["prompt"].format(f["subject"])
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
     for ax, kind in zip(axes, ("hidden", "mlp", "attn")):
-        plot_trace(ct.trace(model, prompt, f["subject"], f["target"], kind=kind, noise=noise, n_samples=10), ax=ax)
+        plot_trace(ct.trace(model, prompt, f["subject"], f["target"], kind=kind, noise=noise, n_samples=5), ax=ax)
     fig.suptitle(f"{prompt} → {f['target']}", fontsize=10)
     fig.tight_layout()
     return fig
