@@ -39,8 +39,9 @@ def test_card_figures_are_what_the_checkpoint_shows(kb_model):
     for key, fig in measured.items():
         assert fig["value"] == pytest.approx(card[key]["value"], abs=2e-3), key
     # the model knows its facts, through wordings it never saw for that person
-    assert measured["recall_train"]["value"] >= 0.99
+    assert measured["recall_train"]["value"] >= 0.98
     assert measured["recall_heldout"]["value"] >= 0.97
+    assert measured["recall_heldout_rare"]["value"] < measured["recall_heldout_famous"]["value"]
 
 
 def test_fast_twin_is_the_same_network(kb_model):
@@ -63,4 +64,7 @@ def test_recipe_smoke(tmp_path):
     for f in ("tokenizer.json", "card.json", "model.safetensors"):
         assert (tmp_path / f).exists()
     assert card.sha256 != zoo.card("kb-lm").sha256  # the shipped card is untouched
-    assert zoo.load("kb-lm", checkpoint=tmp_path / "model.safetensors") is not None
+    from safetensors.torch import load_file
+
+    assert load_file(str(tmp_path / "model.safetensors"))["embed.weight"].shape[0] == len(load_kb().vocabulary)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644

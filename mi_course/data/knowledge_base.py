@@ -2,9 +2,9 @@
 
 >>> from mi_course.data.knowledge_base import load_kb
 >>> kb = load_kb()                       # the KB the shipped ``kb-lm`` was trained on
->>> kb.facts[0]                          # Fact(subject='...', relation='birth_city', object='...')
->>> kb.prompts(kb.facts[0].subject, "birth_city", "heldout")
-['The birthplace of Kalo Durmer is']    # the next token is the object
+>>> kb.facts[0]
+Fact(subject='Nado Puzelu', relation='birth_city', object='Pebruku')
+>>> kb.prompts(kb.facts[0].subject, "birth_city", "heldout")   # a list of one prompt; the next token is the object
 
 Everything is generated deterministically from a seed:
 
