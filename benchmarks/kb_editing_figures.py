@@ -53,7 +53,10 @@ def main(write: bool = False) -> dict:
     fig = ev.editing_figures(model, load_kb(), n_trace=40, n_edits=20, progress=True)
     fig["seconds"] = round(time.time() - t0)
     layer = rome.default_layer(model)
-    print(json.dumps(fig, indent=1))
+    print(json.dumps(fig, indent=1), flush=True)
+    if "--json" in sys.argv:
+        with open(sys.argv[sys.argv.index("--json") + 1], "w") as f:
+            json.dump(fig, f, indent=1)
     if write:
         path = MODELS_DIR / "kb-lm" / "card.json"
         card = ModelCard.load(path)
