@@ -5,7 +5,7 @@
 
 Causal-tracing peaks (hidden state / MLP / attention, 40 facts, 10 noise samples), the severed
 variants, and ROME / FT / FT-L efficacy, paraphrase and neighbourhood at every layer (20 requests).
-Adds the figure keys ``tracing_*``, ``rome_*``, ``ft_*`` and ``extra["week08"]``; everything else on
+Adds the figure keys ``tracing_*``, ``rome_*``, ``ft_*`` and ``extra["week08"]`` (rows by layer); everything else on
 the card is left as it is. ``tests/test_kb_editing_figures.py`` re-measures a subset.
 """
 
@@ -39,6 +39,23 @@ def card_entries(fig: dict, layer: int) -> dict:
     return out
 
 
+def compact(fig: dict) -> dict:
+    """The card's ``extra["week08"]``: per-layer rows as short strings (the card stays small)."""
+    row = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    out = {"settings": f"{fig['n_trace']} facts, {fig['n_samples']} noise samples (std {fig['noise']}), clean P "
+                       f"{fig['clean_p']}, corrupted {fig['corrupted_p']}; {fig['n_edits']} edits; FT-L eps {fig['ft_l_eps']}",
+           "tracing": {}, "editing": {}}
+    for kind, t in fig["tracing"].items():
+        out["tracing"][kind] = {"peak": [t["peak_layer"], t["peak_position"], t["peak_aie"]],
+                                "last_subject_token": row(t["last_subject_token"]), "last_token": row(t["last_token"])}
+    for what, xs in fig["severed"].items():
+        out["tracing"][f"hidden, {what} severed"] = {"last_subject_token": row(xs)}
+    for name, by_layer in fig["editing"].items():
+        layers = sorted(by_layer, key=int)
+        out["editing"][name] = {k: row([by_layer[L][k] for L in layers]) for k in ("ES", "PS", "NS", "S")}
+    return out
+
+
 def main(write: bool = False) -> dict:
     from mi_course import zoo
     from mi_course.data.knowledge_base import load_kb
@@ -61,7 +78,7 @@ def main(write: bool = False) -> dict:
         path = MODELS_DIR / "kb-lm" / "card.json"
         card = ModelCard.load(path)
         card.figures.update(card_entries(fig, layer))
-        card.extra["week08"] = fig
+        card.extra["week08"] = compact(fig)
         card.save(path.parent)
         print("written to", path)
     return fig
