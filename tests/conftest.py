@@ -24,3 +24,23 @@ def attn_model():
     from mi_course import zoo
 
     return zoo.load("attn-only-2l")
+
+
+@pytest.fixture(scope="session")
+def kb_tiny_model(tmp_path_factory):
+    """A tiny random 3-layer model with MLPs and the knowledge base's word-level tokenizer (fast)."""
+    import torch
+
+    from mi_course import zoo
+    from mi_course.data.knowledge_base import load_kb
+    from mi_course.zoo.tokenizer_files import load_tokenizer_file
+
+    kb = load_kb()
+    path = tmp_path_factory.mktemp("kbtok") / "tokenizer.json"
+    kb.tokenizer().save(str(path))
+    torch.manual_seed(0)
+    cfg = dict(n_layers=3, d_model=32, n_heads=2, d_head=16, d_mlp=64, n_ctx=64, d_vocab=len(kb.vocabulary),
+               act_fn="gelu", normalization_type="LN", positional_embedding_type="standard")
+    model = zoo.build(cfg, seed=0, tokenizer=load_tokenizer_file(path))
+    model.eval()
+    return model
