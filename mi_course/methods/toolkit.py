@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mi_course.errors import expect_shape
+from mi_course.errors import InputError, expect_shape
 from mi_course.zoo import hooks as hk
 from mi_course import validation as check
 
@@ -55,7 +55,7 @@ def head_pattern(model, tokens: torch.Tensor, layer: int, head: int) -> torch.Te
     ``blocks.{layer}.attn.hook_pattern`` (``names_filter``: nothing else is stored)."""
     expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
     _check_head(model, layer, head)
-    name = f"blocks.{layer}.attn.hook_pattern"
+    name = hk.pattern(layer)
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
     return cache[name][:, head]
 
@@ -72,7 +72,7 @@ def scale_head(model, tokens: torch.Tensor, layer: int, head: int, factor: float
         return z
 
     with torch.no_grad():
-        return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+        return model.run_with_hooks(tokens, fwd_hooks=[(hk.z(layer), hook)])
 
 
 def pattern_to_bos(model, tokens: torch.Tensor, layer: int, head: int) -> torch.Tensor:
@@ -89,7 +89,7 @@ def pattern_to_bos(model, tokens: torch.Tensor, layer: int, head: int) -> torch.
         return pattern
 
     with torch.no_grad():
-        return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
+        return model.run_with_hooks(tokens, fwd_hooks=[(hk.pattern(layer), hook)])
 
 
 def attention_to_bos(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -105,7 +105,7 @@ def attention_to_bos(model, tokens: torch.Tensor) -> torch.Tensor:
 
         return hook
 
-    hooks = [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer)) for layer in range(model.cfg.n_layers)]
+    hooks = [(hk.pattern(layer), make_hook(layer)) for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         model.run_with_hooks(tokens, fwd_hooks=hooks)
     return torch.stack([found[layer] for layer in range(model.cfg.n_layers)])
