@@ -256,6 +256,7 @@ def _trace_resid_pre(model, tokens, start, end, noise, target, kind="hidden"):
 
 TRACE = Exercise(
     id="w08_causal_trace", title="causal_trace", reference=causal_trace, cases=_trace_cases, atol=1e-4,
+    visible_random_seed=False,  # each case is a whole trace; seed 0 already covers two kinds
     mistakes=[
         Mistake("resid_pre", _trace_resid_pre,
                 "the hidden state of layer L is the residual stream *after* block L: `blocks.L.hook_resid_post`."),
