@@ -85,7 +85,7 @@ def test_card_figures_are_what_the_checkpoint_shows(model, ckpts):
 
 
 def test_it_grokked_with_the_papers_structure():
-    """Robust criteria from the course guide (structure, not the paper's frequency IDs)."""
+    """Robust criteria (structure, not the paper's frequency IDs)."""
     f = zoo.card(R.NAME).figures
     assert f["memorised_epoch"]["value"] < f["grok_epoch"]["value"]
     assert f["test_loss_peak"]["value"] > math.log(113)  # memorisation: worse than chance on test

@@ -215,7 +215,7 @@ PAPER_FIGURES = {
     "Nanda et al. 2023 (progress measures)": "excluded loss rises during circuit formation while train and test loss stay "
                                              "flat; restricted loss falls before test loss; sum of squared weights falls "
                                              "smoothly during circuit formation and sharply during cleanup",
-    "course guide (CPU runs of the official recipe)": "grokked (>= 99.9% test) at ~5.9k and ~9.0k epochs for two seeds; "
+    "two CPU runs of the official recipe, made while preparing the course": "grokked (>= 99.9% test) at ~5.9k and ~9.0k epochs for two seeds; "
                                                       "4-6 key frequencies, 78-83% of W_E non-DC norm in them",
 }
 
