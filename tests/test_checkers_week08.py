@@ -31,9 +31,9 @@ def test_reference_trace_equals_the_package():
 def test_visible_check_never_raises(capsys):
     def stub(*a, **k):
         raise NotImplementedError()
-    assert week08.check_edit_metrics(stub) is False
-    assert week08.check_edit_metrics(week08.edit_metrics) is True
+    assert week08.check_edit_metrics(stub) == False
+    assert week08.check_edit_metrics(week08.edit_metrics) == True
     assert week08.yours_or_reference(stub, week08.METRICS) is week08.METRICS.reference
     mine = lambda rewrite, paraphrase, neighbourhood: week08.edit_metrics(rewrite, paraphrase, neighbourhood)  # noqa: E731
-    assert week08.check_edit_metrics(mine) is True
+    assert week08.check_edit_metrics(mine) == True
     assert week08.yours_or_reference(mine, week08.METRICS) is mine
