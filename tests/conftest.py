@@ -44,3 +44,13 @@ def kb_tiny_model(tmp_path_factory):
     model = zoo.build(cfg, seed=0, tokenizer=load_tokenizer_file(path))
     model.eval()
     return model
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored():
+    """A test, a module fixture or a figure helper that switches gradients off must not leak that
+    into later tests, whose training loops would then fail: every test ends with them on."""
+    import torch
+
+    yield
+    torch.set_grad_enabled(True)

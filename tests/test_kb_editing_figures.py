@@ -15,7 +15,6 @@ pytestmark = pytest.mark.skipif("kb-lm" not in zoo.names(), reason="kb-lm is not
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_grad_enabled(False)
     return zoo.load("kb-lm")
 
 

@@ -17,6 +17,7 @@ from mi_course.checking import core
 from mi_course.checking.core import Case, Exercise, Mistake, yours_or_reference  # noqa: F401
 from mi_course.methods import causal_tracing as ct
 from mi_course.methods import rome
+from mi_course.zoo import hooks as hk
 
 MODEL = "kb-lm"
 
@@ -177,7 +178,7 @@ def _restore_cases(seed: int) -> list[Case]:
         out.append(Case(f"seed {seed}, {model.to_str_tokens(tokens)[1:]}, {kind} L{layer} pos {pos}", {
             "model": model, "tokens": tokens, "start": start, "end": end,
             "noise": _noise_for(model, seed + i, 4, end - start), "target": target,
-            "hook_name": ct.HOOKS[kind].format(layer), "pos": pos}))
+            "hook_name": ct.HOOKS[kind](layer), "pos": pos}))
     return out
 
 
@@ -230,7 +231,7 @@ def causal_trace(model, tokens: torch.Tensor, start: int, end: int, noise: torch
     for layer in range(model.cfg.n_layers):
         for pos in range(P):
             out[layer, pos] = restored_probability(model, tokens, start, end, noise, target,
-                                                   ct.HOOKS[kind].format(layer), pos)
+                                                   ct.HOOKS[kind](layer), pos)
     return out
 
 
@@ -248,7 +249,7 @@ def _trace_cases(seed: int) -> list[Case]:
 def _trace_resid_pre(model, tokens, start, end, noise, target, kind="hidden"):
     out = torch.zeros(model.cfg.n_layers, tokens.shape[1])
     for layer in range(model.cfg.n_layers):
-        name = (f"blocks.{layer}.hook_resid_pre" if kind == "hidden" else ct.HOOKS[kind].format(layer))
+        name = (hk.resid_pre(layer) if kind == "hidden" else ct.HOOKS[kind](layer))
         for pos in range(tokens.shape[1]):
             out[layer, pos] = restored_probability(model, tokens, start, end, noise, target, name, pos)
     return out

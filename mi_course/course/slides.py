@@ -60,7 +60,10 @@ def _figure_png(week: str, name: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = fn()
+    import torch
+
+    with torch.no_grad():  # figures only read the models; methods that need gradients switch them on
+        fig = fn()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

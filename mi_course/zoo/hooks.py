@@ -92,6 +92,7 @@ SITES: dict[str, Site] = {
     "mlp_in": Site("blocks.{layer}.mlp.hook_in", None, 1),
     "mlp_pre": Site("blocks.{layer}.mlp.hook_pre", None, 1),
     "mlp_post": Site("blocks.{layer}.mlp.hook_post", None, 1),
+    "ln1_scale": Site("blocks.{layer}.ln1.hook_scale", None, 1),
 }
 
 resid_pre = SITES["resid_pre"]
@@ -108,6 +109,7 @@ attn_scores = SITES["attn_scores"]
 mlp_in = SITES["mlp_in"]
 mlp_pre = SITES["mlp_pre"]
 mlp_post = SITES["mlp_post"]
+ln1_scale = SITES["ln1_scale"]
 
 
 def site(name: str) -> Site:

@@ -19,7 +19,6 @@ from mi_course.viz.patching import plot_patching
 
 @lru_cache(maxsize=1)
 def _setup():
-    torch.set_grad_enabled(False)
     model = zoo.load("ioi-lm")
     ds = ioi.make_ioi(24, seed=0, templates=0)
     abc = ds.abc(seed=1)

@@ -22,7 +22,6 @@ ATTRIBUTES = ("gender", "birth_country", "hobby")
 
 @lru_cache(maxsize=1)
 def _setup():
-    torch.set_grad_enabled(False)
     model, kb = zoo.load("kb-lm"), load_kb()
     known = kb.subjects[::3]
     unknown = kb.unknown_people(100, seed=0)

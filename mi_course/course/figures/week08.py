@@ -21,7 +21,6 @@ N_EDIT = 4
 
 @lru_cache(maxsize=1)
 def _setup():
-    torch.set_grad_enabled(False)
     model = zoo.load("kb-lm")
     kb = load_kb()
     g = torch.Generator().manual_seed(0)

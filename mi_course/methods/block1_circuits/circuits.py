@@ -13,6 +13,7 @@ from transformer_lens import FactoredMatrix
 from mi_course.errors import InputError, expect_shape
 from mi_course.methods.attention import head_index
 from mi_course import validation as check
+from mi_course.zoo import hooks as hk
 
 
 def head_weights(model, layer: int, head: int) -> dict[str, torch.Tensor]:
@@ -150,7 +151,7 @@ def _residual_sources(model, cache, layer: int) -> torch.Tensor:
     """``[n_source, batch, pos, d_model]`` in the order of :func:`source_names` (biases left out)."""
     parts = [cache["hook_embed"], cache["hook_pos_embed"]]
     for l in range(layer):
-        parts += list(torch.einsum("bphe,hed->hbpd", cache[f"blocks.{l}.attn.hook_z"], model.W_O[l].detach()))
+        parts += list(torch.einsum("bphe,hed->hbpd", cache[hk.z(l)], model.W_O[l].detach()))
     return torch.stack(parts)
 
 
@@ -179,7 +180,7 @@ def qk_by_source(model, tokens: torch.Tensor, seq_len: int, layer: int, head: in
     _, cache = model.run_with_cache(tokens)
     src = _residual_sources(model, cache, layer)                       # [s, b, p, d_model]
     ln = model.blocks[layer].ln1
-    x = _through_layernorm(src, cache[f"blocks.{layer}.ln1.hook_scale"], ln.w.detach())
+    x = _through_layernorm(src, cache[hk.ln1_scale(layer)], ln.w.detach())
     q = x @ model.W_Q[layer, head].detach()                             # [s, b, p, d_head]
     k = x @ model.W_K[layer, head].detach()
     queries = torch.arange(seq_len + 1, 2 * seq_len + 1)
@@ -206,6 +207,6 @@ def logit_attribution_by_path(model, tokens: torch.Tensor) -> torch.Tensor:
     expect_shape("tokens", tokens, (None, None), "Expected [batch, pos].")
     _, cache = model.run_with_cache(tokens)
     src = _residual_sources(model, cache, model.cfg.n_layers)          # [path, b, p, d_model]
-    x = _through_layernorm(src, cache["ln_final.hook_scale"], model.ln_final.w.detach())
+    x = _through_layernorm(src, cache[hk.FINAL_SCALE], model.ln_final.w.detach())
     W_U_next = model.W_U.detach()[:, tokens[:, 1:]]                     # [d_model, b, p-1]
     return torch.einsum("sbpd,dbp->sbp", x[:, :, :-1], W_U_next)

@@ -47,9 +47,10 @@ import torch
 from tqdm.auto import tqdm
 
 from mi_course.errors import InputError
+from mi_course.zoo import hooks as hk
 
 KINDS = ("hidden", "mlp", "attn")
-HOOKS = {"hidden": "blocks.{}.hook_resid_post", "mlp": "blocks.{}.hook_mlp_out", "attn": "blocks.{}.hook_attn_out"}
+HOOKS = {"hidden": hk.resid_post, "mlp": hk.mlp_out, "attn": hk.attn_out}  # kind -> hook name at a layer
 #: Named positions, in the paper's order (Fig. 2's rows).
 POSITION_NAMES = ("first subject token", "middle subject tokens", "last subject token",
                   "first subsequent token", "further tokens", "last token")
@@ -251,7 +252,7 @@ def trace(model, prompt: str, subject: str, target: str | dict | int, kind: str 
             return act
         return ("hook_embed", hook)
 
-    names = {HOOKS[k].format(L) for k in KINDS for L in range(n_layers)}
+    names = {HOOKS[k](L) for k in KINDS for L in range(n_layers)}
     clean_logits, cache = model.run_with_cache(tokens[None], names_filter=lambda n: n in names)
     high = float(_prob(clean_logits, tgt)[0])
     batch1 = tokens[None].expand(n_samples, P)
@@ -261,7 +262,7 @@ def trace(model, prompt: str, subject: str, target: str | dict | int, kind: str 
     if sever is not None:  # the corrupted run's outputs, to freeze them in the restored runs
         def keep(act, hook, name):
             sev_cache[name] = act.detach().clone()
-        sev_names = [HOOKS[sever].format(L) for L in range(n_layers)]
+        sev_names = [HOOKS[sever](L) for L in range(n_layers)]
         model.run_with_hooks(batch1, fwd_hooks=[corrupt(n_samples)] + [
             (n, lambda a, hook, n=n: keep(a, hook, n)) for n in sev_names])
 
@@ -274,7 +275,7 @@ def trace(model, prompt: str, subject: str, target: str | dict | int, kind: str 
         restore = [L] if kind == "hidden" else window_layers(L, window, n_layers)
         hooks = [corrupt(P * n_samples)]
         for layer in restore:
-            name = HOOKS[kind].format(layer)
+            name = HOOKS[kind](layer)
             clean = cache[name][0]  # [pos, d_model]
 
             def put(act, hook, clean=clean):
@@ -284,7 +285,7 @@ def trace(model, prompt: str, subject: str, target: str | dict | int, kind: str 
             hooks.append((name, put))
         if sever is not None:
             for layer in range(n_layers):
-                name = HOOKS[sever].format(layer)
+                name = HOOKS[sever](layer)
                 frozen = sev_cache[name].repeat(P, 1, 1)  # [P*n, pos, d]
 
                 def freeze(act, hook, frozen=frozen):

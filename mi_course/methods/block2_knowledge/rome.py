@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from mi_course.errors import InputError
 from mi_course.methods.causal_tracing import _tokens, check_layer, check_model, subject_range, target_token
+from mi_course.zoo import hooks as hk
 
 __all__ = ["RomeHparams", "Request", "Edit", "parse_request", "default_layer", "context_templates",
            "compute_key", "second_moment", "second_moments", "compute_v", "optimise_delta", "rank_one_update",
@@ -168,7 +169,7 @@ def edit_hooks(edit: Edit) -> list[tuple[str, object]]:
         if edit.db is not None:
             extra = extra + edit.db.to(out.dtype)
         return out + extra
-    return [(f"blocks.{edit.layer}.mlp.hook_post", keep), (f"blocks.{edit.layer}.hook_mlp_out", add)]
+    return [(hk.mlp_post(edit.layer), keep), (hk.mlp_out(edit.layer), add)]
 
 
 @contextmanager
@@ -233,7 +234,7 @@ def compute_key(model, layer: int, prompt: str, subject: str, contexts: Sequence
     """
     check_model(model)
     check_layer(model, layer)
-    name = f"blocks.{layer}.mlp.hook_post"
+    name = hk.mlp_post(layer)
     texts = [_fill(c, prompt, subject) for c in contexts]
     lookup = torch.tensor([subject_range(model, t, subject)[1] - 1 for t in texts])
     tokens, _ = pad_tokens(model, texts)
@@ -284,7 +285,7 @@ def second_moments(model, texts: Sequence[str] | None = None, layers: Sequence[i
     keys = {L: (id(model), _fingerprint(model, L), L, tkey) for L in layers}
     todo = [L for L in layers if keys[L] not in _MOM2_CACHE]
     if todo:
-        names = {f"blocks.{L}.mlp.hook_post": L for L in todo}
+        names = {hk.mlp_post(L): L for L in todo}
         d = model.cfg.d_mlp
         acc = {L: torch.zeros(d, d, dtype=torch.float64) for L in todo}
         count = 0
@@ -374,7 +375,7 @@ def optimise_delta(model, layer: int, tokens: torch.Tensor, lookup: torch.Tensor
     """
     rows = torch.arange(tokens.shape[0])
     n_p = tokens.shape[0] - n_kl
-    name = f"blocks.{layer}.hook_mlp_out"
+    name = hk.mlp_out(layer)
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
         kl_orig = logits[rows[n_p:], last[n_p:]].float().log_softmax(-1)

@@ -6,7 +6,7 @@ autoencoders (Gao et al. 2024: TopK, AuxK for dead latents); BatchTopK (Bussmann
 Jumping Ahead: JumpReLU SAEs (Rajamanoharan et al. 2024); Transcoders (Dunefsky et al. 2024).
 
 >>> sae = SparseAutoencoder(d_in=128, d_sae=1024, architecture="topk", k=16)
->>> buffer = ActivationBuffer(model, "blocks.2.hook_resid_post", windows)   # streams from the model
+>>> buffer = ActivationBuffer(model, hooks.resid_post(2), windows)   # streams from the model
 >>> history = train_sae(sae, buffer, steps=2000, batch_size=1024)
 
 The classes live with the zoo (:mod:`mi_course.zoo.sae_models`) so that shipped SAEs load
