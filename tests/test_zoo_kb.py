@@ -35,7 +35,8 @@ def test_card_figures_are_what_the_checkpoint_shows(kb_model):
 
     measured = measure(kb_model)
     card = zoo.card("kb-lm").figures
-    assert set(measured) == set(card)
+    # the card holds kb_recipe's figures, and week 08's (tests/test_kb_editing_figures.py re-measures those)
+    assert set(measured) <= set(card)
     for key, fig in measured.items():
         assert fig["value"] == pytest.approx(card[key]["value"], abs=2e-3), key
     # the model knows its facts, through wordings it never saw for that person

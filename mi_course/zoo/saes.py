@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mi_course.errors import CheckpointError, UnknownModelError
-from mi_course.zoo.cards import ModelCard, sha256_of
+from mi_course.zoo.cards import ModelCard, sha256_of, verify_file
 
 SAES_DIR = Path(__file__).parent / "saes"
 SAE_FILE = "sae.safetensors"
@@ -75,11 +75,7 @@ def load_sae(name: str, device: str = "cpu"):
     c = sae_card(name)
     path = c.checkpoint_path
     retrain = c.training.get("command", "its recipe")
-    if not path.exists():
-        raise CheckpointError(f"SAE checkpoint for '{name}' is missing: {path}. Restore it with git or retrain with `{retrain}`.")
-    if sha256_of(path) != c.sha256:
-        raise CheckpointError(f"SAE checkpoint for '{name}' is corrupted or was changed: its sha256 does not match "
-                              f"the card's. Restore it with git or retrain with `{retrain}`.")
+    verify_file(path, c.sha256, f"SAE checkpoint of '{name}'", retrain)
     sae = SparseAutoencoder.from_config(c.config)
     state = load_file(str(path), device=device)
     missing, unexpected = sae.load_state_dict(state, strict=False)

@@ -139,7 +139,7 @@ def load_top_activations(name: str = "text-lm") -> TopActivations:
     from safetensors.torch import load_file
 
     from mi_course import zoo
-    from mi_course.zoo.cards import MODELS_DIR, sha256_of
+    from mi_course.zoo.cards import MODELS_DIR, verify_file
 
     path = MODELS_DIR / name / TOP_ACTIVATIONS_FILE
     meta_path = path.with_suffix(".json")
@@ -147,9 +147,8 @@ def load_top_activations(name: str = "text-lm") -> TopActivations:
         raise InputError(f"no shipped top activations for '{name}' ({path.name}); "
                          "build them with `python -m mi_course.training.textlm_triggers`")
     meta = json.loads(meta_path.read_text())
-    if sha256_of(path) != meta["sha256"]:
-        raise InputError(f"{path.name} of '{name}' is corrupted or was changed (sha256 mismatch); restore it "
-                         f"with `git checkout -- mi_course/zoo/models/{name}/{path.name}`")
+    verify_file(path, meta["sha256"], f"top-activations file of '{name}'",
+                "python -m mi_course.training.textlm_triggers")
     if meta["model_sha256"] != zoo.card(name).sha256:
         raise InputError(f"{path.name} was computed on another checkpoint of '{name}' (the model was retrained): "
                          "rebuild it with `python -m mi_course.training.textlm_triggers`")
