@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from mi_course.data import curves
 from mi_course.errors import InputError
 from mi_course import validation as check
+from mi_course import threads
 
 
 class CurveNet(nn.Module):
@@ -55,6 +56,7 @@ def train_curve_net(seed: int = 0, steps: int = 400, batch: int = 64, lr: float 
     """
     torch.manual_seed(seed)
     net = CurveNet()
+    threads.apply_for_model(net)  # a small net: one thread, unless the user chose otherwise
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from mi_course.errors import InputError
 from mi_course.zoo.sae_models import ARCHITECTURES, SparseAutoencoder, Transcoder
+from mi_course import threads
 
 __all__ = ["SparseAutoencoder", "Transcoder", "ARCHITECTURES", "ActivationBuffer", "TensorSource",
            "SAETrainConfig", "train_sae", "sae_loss", "set_input_scale", "resample_dead_latents",
@@ -264,6 +265,7 @@ def train_sae(sae: SparseAutoencoder, data, config: SAETrainConfig | None = None
     (``resample_every``). BatchTopK's inference threshold is the running mean of the smallest kept
     activation. Returns the history (every ``log_every`` steps: mse, l0, sparsity, dead, lr).
     """
+    threads.apply_for_model(sae)  # small: one thread, unless the user chose otherwise
     cfg = config or SAETrainConfig()
     for k, v in overrides.items():
         if not hasattr(cfg, k):

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mi_course.errors import InputError
+from mi_course import threads
 
 __all__ = ["ToyModel", "generate_batch", "train_toy_model", "feature_norms", "n_represented", "superposition",
            "feature_dimensionality", "dims_per_feature", "intro_models", "importance_models", "phase_diagram",
@@ -85,6 +86,7 @@ def generate_batch(batch: int, n_features: int, feature_probability: torch.Tenso
 def train_toy_model(model: ToyModel, steps: int = 5000, batch: int = 1024, lr: float = 1e-3, seed: int = 0,
                     progress: bool = True) -> list[float]:
     """AdamW (lr 1e-3, constant) on fresh batches, as in the paper's colab. Returns the loss every 100 steps."""
+    threads.apply_for_model(model)  # small: one thread, unless the user chose otherwise
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     losses = []
