@@ -81,6 +81,11 @@ def jupyter_lab(tmp_path):
     news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    # Render every cell: JupyterLab 4 windows long notebooks (only cells near the viewport are in
+    # the page), which would hide cells from the counts and the "every cell ran" wait below.
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text('{"windowingMode": "none"}')
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
