@@ -44,6 +44,26 @@ class ModelCard:
         path.write_text(self.to_json())
         return path
 
+    def measured(self, topic: str) -> dict:
+        """Figures measured on this model for one topic (``measured_<topic>.json`` beside the card).
+
+        Larger sweeps (a week's edit-scaling curve, a regression table) live in their own file, written
+        by the benchmark that measures them (``write_measured``), so the card stays short and two
+        topics never edit the same file. A test re-measures a subset of each.
+        """
+        path = self.folder / f"measured_{topic}.json"
+        if not path.exists():
+            have = sorted(p.stem.removeprefix("measured_") for p in self.folder.glob("measured_*.json"))
+            raise FileNotFoundError(f"{self.name} has no measured figures for '{topic}' ({path.name}); "
+                                    f"topics: {', '.join(have) or '(none)'}")
+        return json.loads(path.read_text())
+
+    def write_measured(self, topic: str, figures: dict) -> Path:
+        """Write ``measured_<topic>.json`` beside the card (benchmarks call this with ``--write``)."""
+        path = self.folder / f"measured_{topic}.json"
+        path.write_text(json.dumps(figures, indent=1, sort_keys=False) + "\n")
+        return path
+
     @classmethod
     def load(cls, path: Path) -> "ModelCard":
         return cls(**json.loads(Path(path).read_text()))
