@@ -13,4 +13,5 @@ RECIPES = {
     "text-lm-v2": "mi_course.training.textlm2_recipe",
     # sparse autoencoders (written to zoo/saes/, loaded with zoo.load_sae)
     "text-lm-L1-resid-topk": "mi_course.training.sae_recipe",
+    "kb-lm-L3-subject-topk": "mi_course.training.kb_sae_recipe",
 }

@@ -255,7 +255,7 @@ def ablate_latents(sae, x: torch.Tensor, latents: torch.Tensor | Sequence[int]) 
 # ------------------------------------------------------------------------------------- the method
 @torch.no_grad()
 def shift(sae, acts: torch.Tensor, split: ConfoundedSplit, n_candidates: int | None = None, train_on: str = "train",
-          margin: float = 0.1, n_random: int = 10, seed: int = 0) -> dict:
+          margin: float = 0.1, n_random: int = 10, probe_steps: int = 300, seed: int = 0) -> dict:
     """SHIFT end to end on ``acts`` ``[n_people, d]`` (the SAE's activation for every person).
 
     1. Train the job-group probe on ``split.<train_on>`` (``"train"``: the skewed population;
@@ -274,7 +274,7 @@ def shift(sae, acts: torch.Tensor, split: ConfoundedSplit, n_candidates: int | N
         raise InputError(f"acts must be [n_people={split.y_job.shape[0]}, d], got {list(acts.shape)}")
     tr, te = getattr(split, train_on), split.test
     yj, yg = split.y_job, split.y_gender
-    probe = JobProbe.fit(acts[tr], yj[tr], seed=seed)
+    probe = JobProbe.fit(acts[tr], yj[tr], steps=probe_steps, seed=seed)
     before = report(probe, acts[te], yj[te], yg[te])
     attr = latent_attributions(sae, probe, acts[tr])
     cand = attr.argsort(descending=True)[: n_candidates or sae.d_sae]
@@ -284,11 +284,11 @@ def shift(sae, acts: torch.Tensor, split: ConfoundedSplit, n_candidates: int | N
     abl = ablate_latents(sae, acts, spurious)
 
     def gender_acc(a: torch.Tensor) -> float:
-        gp = JobProbe.fit(a[split.train], yg[split.train], seed=seed)
+        gp = JobProbe.fit(a[split.train], yg[split.train], steps=probe_steps, seed=seed)
         return float((gp.predict(a[te]) == yg[te]).float().mean())
 
     after = report(probe, abl[te], yj[te], yg[te])
-    retrained = report(JobProbe.fit(abl[tr], yj[tr], seed=seed), abl[te], yj[te], yg[te])
+    retrained = report(JobProbe.fit(abl[tr], yj[tr], steps=probe_steps, seed=seed), abl[te], yj[te], yg[te])
     alive = (f_tr > 0).any(0).nonzero()[:, 0]
     g = torch.Generator().manual_seed(seed)
     rand = []
@@ -296,7 +296,7 @@ def shift(sae, acts: torch.Tensor, split: ConfoundedSplit, n_candidates: int | N
         pick = alive[torch.randperm(len(alive), generator=g)[: len(spurious)]]
         ra = ablate_latents(sae, acts, pick)
         rand.append({"after": report(probe, ra[te], yj[te], yg[te]),
-                     "retrained": report(JobProbe.fit(ra[tr], yj[tr], seed=seed), ra[te], yj[te], yg[te])})
+                     "retrained": report(JobProbe.fit(ra[tr], yj[tr], steps=probe_steps, seed=seed), ra[te], yj[te], yg[te])})
 
     def mean_of(rows: list[dict], key: str) -> dict:
         return {k: sum(r[key][k] for r in rows) / len(rows) for k in rows[0][key]} if rows else {}
