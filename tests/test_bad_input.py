@@ -151,6 +151,16 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    # -- block 3: steering, SHIFT, transcoders --------------------------------------------------------
+    "steering: 2-D steering vector": (lambda: __import__("mi_course.methods.steering", fromlist=["x"]).add_vector_hook(
+        torch.zeros(2, 128)), "1-D tensor"),
+    "steering: latent out of range": (lambda: __import__("mi_course.methods.steering", fromlist=["x"]).clamp_latent_hook(
+        zoo.load_sae("text-lm-L1-resid-topk"), 5000, 1.0), r"latent must be an int in 0\.\.1023"),
+    "SHIFT: ablating a latent the SAE lacks": (lambda: __import__("mi_course.methods.shift", fromlist=["x"]).ablate_latents(
+        zoo.load_sae("text-lm-L1-resid-topk"), torch.zeros(2, 128), [1024]), "latent indices"),
+    "transcoders: an SAE where a transcoder is needed": (lambda: __import__(
+        "mi_course.methods.transcoders", fromlist=["x"]).splice_hooks(zoo.load_sae("text-lm-L1-resid-topk")),
+        "expected a transcoder"),
 }
 
 

@@ -41,6 +41,12 @@ SAE metrics: L0, explained variance, CE loss recovered    sae_metrics           
   (Bricken 2023); MMCS (Sharkey 2022), matched cosine
   (SynthSAEBench); random-decoder baseline (Korznikov
   2026)
+Feature steering: add / clamp an SAE latent (Templeton    steering                 13
+  2024); activation addition, difference of means
+  (Turner 2023, Rimsky 2024); behaviour vs damage sweep
+SHIFT: ablating spurious SAE latents (Marks 2024)         shift                    13
+Transcoders: MLP replacement, connections, attributions   transcoders              14
+  (Dunefsky et al. 2024)
 
 Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
 ``block2_knowledge/`` and ``block3_features/`` and a row each to this table.
