@@ -161,6 +161,8 @@ BAD_CALLS = {
     "transcoders: an SAE where a transcoder is needed": (lambda: __import__(
         "mi_course.methods.transcoders", fromlist=["x"]).splice_hooks(zoo.load_sae("text-lm-L1-resid-topk")),
         "expected a transcoder"),
+    "feature circuits: pruning with a negative threshold": (lambda: __import__(
+        "mi_course.methods.sparse_feature_circuits", fromlist=["x"]).prune({}, -0.5), "non-negative"),
 }
 
 

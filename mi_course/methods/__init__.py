@@ -44,6 +44,8 @@ SAE metrics: L0, explained variance, CE loss recovered    sae_metrics           
 Feature steering: add / clamp an SAE latent (Templeton    steering                 13
   2024); activation addition, difference of means
   (Turner 2023, Rimsky 2024); behaviour vs damage sweep
+Sparse feature circuits: node/edge attribution over       sparse_feature_circuits  13
+  SAE latents + errors, IG, pruning (Marks et al. 2024)
 SHIFT: ablating spurious SAE latents (Marks 2024)         shift                    13
 Transcoders: MLP replacement, connections, attributions   transcoders              14
   (Dunefsky et al. 2024)
