@@ -99,3 +99,31 @@ def test_bad_input(tiny):
         T.attributions(torch.zeros(2, 32), torch.zeros(32, 8), 8)
     with pytest.raises(InputError, match="same batch"):
         T.transcoder_loss(S.Transcoder(16, 8), torch.zeros(3, 16), torch.zeros(2, 16))
+
+
+def test_training_resumes_from_a_checkpoint():
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
+    saved = {}
+
+    def keep(step, sae, opt_state, cfg):
+        saved.update(step=step, state={k: v.clone() for k, v in sae.state_dict().items()}, opt=opt_state)
+
+    tc = S.Transcoder(8, 16, 8, architecture="topk", k=4)
+    S.train_sae(tc, S.TensorSource(x, x * 2), steps=10, batch_size=64, log_every=1, progress=False,
+                checkpoint_every=5, on_checkpoint=keep)
+    assert saved["step"] == 5 and saved["opt"]["state"]
+    again = S.Transcoder(8, 16, 8, architecture="topk", k=4)
+    again.load_state_dict(saved["state"])
+    hist = S.train_sae(again, S.TensorSource(x, x * 2), steps=10, batch_size=64, log_every=1, progress=False,
+                       start_step=5, optimizer_state=saved["opt"], history=[])
+    assert [h["step"] for h in hist] == [6, 7, 8, 9, 10]
+
+
+@pytest.mark.slow
+def test_transcoder_recipe_smoke(tmp_path):
+    from mi_course.training import transcoder_recipe as R
+
+    card = R.train_and_save(steps=3, folder=tmp_path, progress=False, checkpoint_every=2)
+    assert not (tmp_path / "resume.pt").exists() and (tmp_path / "card.json").exists()
+    assert card.kind == "transcoder" and card.output_hook_name == "blocks.1.hook_mlp_out"
+    assert card.figures["l0"]["value"] == pytest.approx(32) and "sae_on_mlp_out" in card.figures["ce_loss_recovered"]

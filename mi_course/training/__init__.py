@@ -14,4 +14,5 @@ RECIPES = {
     # sparse autoencoders (written to zoo/saes/, loaded with zoo.load_sae)
     "text-lm-L1-resid-topk": "mi_course.training.sae_recipe",
     "kb-lm-L3-subject-topk": "mi_course.training.kb_sae_recipe",
+    "text-lm-L1-transcoder-topk": "mi_course.training.transcoder_recipe",
 }

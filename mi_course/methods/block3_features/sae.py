@@ -166,6 +166,12 @@ class SAETrainConfig:
     log_every: int = 100
     seed: int = 0
     history: list = field(default_factory=list)
+    # resuming a long run: start at ``start_step`` with the optimiser's saved state; every
+    # ``checkpoint_every`` steps ``on_checkpoint(step, sae, optimizer_state, config)`` is called
+    start_step: int = 0
+    optimizer_state: dict | None = None
+    checkpoint_every: int = 0
+    on_checkpoint: object = None
 
 
 def set_input_scale(sae: SparseAutoencoder, data, n: int = 4096) -> float:
@@ -277,11 +283,13 @@ def train_sae(sae: SparseAutoencoder, data, config: SAETrainConfig | None = None
         set_input_scale(sae, src)
     params = [p for n, p in sae.named_parameters() if not (cfg.freeze_decoder and n in ("W_dec", "b_dec"))]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
+    if cfg.optimizer_state:
+        opt.load_state_dict(cfg.optimizer_state)
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
     thresholds = []
     g = torch.Generator().manual_seed(cfg.seed)
     sae.train()
-    bar = tqdm(range(cfg.steps), desc=f"train {sae.architecture} {sae.kind}", disable=not progress, leave=False)
+    bar = tqdm(range(cfg.start_step, cfg.steps), desc=f"train {sae.architecture} {sae.kind}", disable=not progress, leave=False)
     for step in bar:
         decay_start = int(cfg.decay_start_frac * cfg.steps)
         lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
@@ -315,6 +323,9 @@ def train_sae(sae: SparseAutoencoder, data, config: SAETrainConfig | None = None
                    **{k: round(v, 5) if isinstance(v, float) else v for k, v in parts.items()}}
             cfg.history.append(rec)
             bar.set_postfix(mse=f"{parts['mse']:.3g}", l0=f"{parts['l0']:.1f}", dead=rec["dead"])
+        if cfg.checkpoint_every and callable(cfg.on_checkpoint) and (step + 1) % cfg.checkpoint_every == 0 \
+                and step + 1 < cfg.steps:
+            cfg.on_checkpoint(step + 1, sae, opt.state_dict(), cfg)
     if sae.architecture == "batchtopk" and thresholds:
         tail = thresholds[len(thresholds) // 2 :]
         sae.threshold.fill_(sum(tail) / len(tail))
