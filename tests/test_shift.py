@@ -104,3 +104,17 @@ def test_kb_sae_card_figures_are_what_it_shows():
     assert f["agree_retrained_bias"] < f["agree_before_bias"] - 0.15
     assert f["agree_retrained_bias"] < f["agree_random_retrained_bias"] - 0.1
     assert f["agree_gender_probe_after"] < f["agree_gender_probe_before"] - 0.1
+
+
+@pytest.mark.skipif(KB_SAE not in zoo.sae_names(), reason="kb-lm SAE not in this checkout")
+def test_docs_quote_the_cards_shift_figures(repo):
+    text = (repo / "docs" / "features.md").read_text()
+    f = {k: v["value"] for k, v in zoo.sae_card(KB_SAE).figures.items()}
+    rows = {"bias (accuracy agree − disagree)": ("agree_before_bias", "agree_retrained_bias", "agree_random_retrained_bias"),
+            "job-group accuracy, disagreeing people": ("agree_before_accuracy_disagree", "agree_retrained_accuracy_disagree",
+                                                       "agree_random_retrained_accuracy_disagree"),
+            "job-group accuracy, all held-out people": ("agree_before_accuracy", "agree_retrained_accuracy",
+                                                        "agree_random_retrained_accuracy")}
+    for label, keys in rows.items():
+        assert f"| {label} | " + " | ".join(f"{f[k]:.2f}" for k in keys) + " |" in text, label
+    assert f"still reads {f['agree_gender_probe_after']:.2f}" in text and f"({f['agree_gender_probe_before']:.2f} before)" in text
