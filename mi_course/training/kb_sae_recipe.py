@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
+from mi_course.zoo import hooks as hk
+
 NAME = "kb-lm-L3-subject-topk"
 MODEL = "kb-lm"
-HOOK = "blocks.3.hook_resid_pre"
+HOOK = hk.resid_pre(3)
 D_SAE = 128
 K = 4
 SEEDS = (0, 1, 2, 3, 4)

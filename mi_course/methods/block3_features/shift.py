@@ -13,7 +13,7 @@ probe for the job group read at the last token of the bare name (``<|endoftext|>
 the SAE reads the same activation. "Judging" a latent is exact: its correlation with the KB's
 gender against its correlation with the job group (on the training people only).
 
->>> acts = subject_acts(model, kb, kb.subjects, "blocks.3.hook_resid_pre")
+>>> acts = subject_acts(model, kb, kb.subjects, hooks.resid_pre(3))
 >>> split = confounded_split(kb)                       # people: train (skewed) / test, agree / disagree
 >>> probe = JobProbe.fit(acts[split.train], y_job[split.train])
 >>> report(probe, acts[split.test], y_job[split.test], y_gender[split.test])   # accuracy on disagree people

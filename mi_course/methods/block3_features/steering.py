@@ -176,7 +176,7 @@ def sweep(hook_name: str, make_hook: Callable[[float], Callable], strengths: Seq
     arguments bound). Returns rows ``{strength, behaviour, damage, d_behaviour, d_damage}``, the
     deltas against no hook at all.
 
-    >>> rows = sweep("blocks.3.hook_resid_pre", lambda s: add_vector_hook(v, s), [0, 2, 4, 8],
+    >>> rows = sweep(hooks.resid_pre(3), lambda s: add_vector_hook(v, s), [0, 2, 4, 8],
     ...              lambda h: target_logit_diff(model, prompts, she, he, h),
     ...              lambda h: heldout_loss(model, text, h, pad_id=0))
     """
