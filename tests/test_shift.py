@@ -55,7 +55,7 @@ def test_shift_removes_the_planted_bias_and_random_latents_do_not():
     x, sae, split = planted()
     out = SH.shift(sae, x, split, train_on="train_agree", n_random=3, probe_steps=150)
     assert sorted(out["spurious_latents"]) == [0, 8]
-    assert out["before"]["bias"] > 0.5                          # the probe reads gender
+    assert out["before"]["bias"] > 0.3                          # the probe reads gender
     assert out["retrained"]["accuracy_disagree"] > 0.9 and abs(out["retrained"]["bias"]) < 0.1
     assert out["random_retrained"]["bias"] > 0.4                # the baseline leaves it
     assert out["gender_probe"]["before"] > 0.95 and out["gender_probe"]["after"] < 0.85  # only through the 80% skew
