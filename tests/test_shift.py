@@ -118,3 +118,14 @@ def test_docs_quote_the_cards_shift_figures(repo):
     for label, keys in rows.items():
         assert f"| {label} | " + " | ".join(f"{f[k]:.2f}" for k in keys) + " |" in text, label
     assert f"still reads {f['agree_gender_probe_after']:.2f}" in text and f"({f['agree_gender_probe_before']:.2f} before)" in text
+
+
+@pytest.mark.slow
+def test_kb_sae_recipe_smoke():
+    from mi_course.training import kb_sae_recipe as R
+
+    sae, ctx, _ = R.train(steps=5, progress=False)
+    assert ctx.shape == (21, 300, 128) and sae.hook_name == "blocks.3.hook_resid_pre"
+    figs = R.measure(sae, ctx, seeds=(0,))
+    assert figs["l0"] == pytest.approx(4) and {"agree_retrained_bias", "skewed_random_after_bias"} <= set(figs)
+    assert "purity" in R.describe("agree_n_ablated") and "disagree" in R.describe("agree_before_accuracy_disagree")
