@@ -99,3 +99,12 @@ def test_bad_input(tiny):
         ST.diff_of_means(tiny, "blocks.9.hook_resid_pre", torch.tensor([[1, 2]]), torch.tensor([[1, 3]]))
     with pytest.raises(InputError, match="strengths"):
         ST.sweep("hook_embed", lambda s: None, [], lambda h: 0.0, lambda h: 0.0)
+
+
+def test_behaviour_at_equal_damage():
+    rows = [{"d_damage": 0.1, "d_behaviour": 1.0}, {"d_damage": 0.3, "d_behaviour": 2.0}]
+    assert ST.behaviour_at_damage(rows, 0.05) == pytest.approx(0.5)
+    assert ST.behaviour_at_damage(rows, 0.2) == pytest.approx(1.5)
+    assert ST.behaviour_at_damage(rows, 1.0) != ST.behaviour_at_damage(rows, 1.0)  # nan beyond the sweep
+    with pytest.raises(InputError, match="sweep"):
+        ST.behaviour_at_damage([{"strength": 1}], 0.1)

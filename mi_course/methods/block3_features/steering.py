@@ -28,7 +28,8 @@ import torch
 from mi_course.errors import InputError
 
 __all__ = ["feature_vector", "add_vector_hook", "clamp_latent_hook", "diff_of_means", "target_logit_diff",
-           "target_logprob", "heldout_loss", "generate", "sweep"]
+           "target_logprob", "heldout_loss", "generate", "sweep",
+           "behaviour_at_damage"]
 
 Positions = int | Sequence[int] | None
 
@@ -189,3 +190,19 @@ def sweep(hook_name: str, make_hook: Callable[[float], Callable], strengths: Seq
         b, d = behaviour(hooks), damage(hooks)
         rows.append({"strength": float(s), "behaviour": b, "damage": d, "d_behaviour": b - b0, "d_damage": d - d0})
     return rows
+
+
+def behaviour_at_damage(rows: list[dict], damage: float) -> float:
+    """The behaviour change a :func:`sweep` buys at a given damage (``d_damage``), by linear
+    interpolation between its strengths (sorted by damage; ``nan`` beyond the largest damage measured).
+    Compare two steering methods with this at the same damage, not at the same strength."""
+    if not rows or not all({"d_damage", "d_behaviour"} <= set(r) for r in rows):
+        raise InputError("rows must be the output of sweep (dicts with d_damage and d_behaviour)")
+    pts = sorted([(0.0, 0.0)] + [(r["d_damage"], r["d_behaviour"]) for r in rows])
+    damage = float(damage)
+    if damage > pts[-1][0]:
+        return float("nan")
+    for (d0, b0), (d1, b1) in zip(pts, pts[1:]):
+        if d0 <= damage <= d1:
+            return b0 if d1 == d0 else b0 + (b1 - b0) * (damage - d0) / (d1 - d0)
+    return pts[0][1]
