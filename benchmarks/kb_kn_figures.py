@@ -4,7 +4,7 @@ shipped ``kb-lm`` and record them beside its card.
     nice -n 10 python benchmarks/kb_kn_figures.py            # print
     nice -n 10 python benchmarks/kb_kn_figures.py --write    # also write zoo/models/kb-lm/measured_week11_kn.json
 
-For 50 seeded edit cases (``edit_evaluation.kb_cases(model, kb, 50, seed=0)``): the knowledge neurons
+For 30 seeded edit cases (``edit_evaluation.kb_cases(model, kb, 30, seed=0)``): the knowledge neurons
 of each fact (integrated gradients, m = 20, over every layer's MLP neurons at the last token of all
 templates of its relation; t = 0.2, p = 0.5), suppress / amplify effects beside random neurons, the
 flips, the neurons' activation on unknown people and on other relations, the knowledge-neuron edit at
@@ -21,7 +21,7 @@ import time
 
 import torch
 
-N_FACTS = 50
+N_FACTS = 30
 SEED = 0
 ROME_LAYERS = (0, 2)
 
