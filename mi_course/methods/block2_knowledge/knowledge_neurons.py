@@ -30,9 +30,10 @@ object) is predicted. The method:
    :class:`mi_course.methods.rome.Edit` per layer, applied through hooks (:func:`kn_edit_hooks`),
    so it can be scored with :mod:`mi_course.methods.edit_evaluation` beside ROME.
 
->>> res = knowledge_neurons(model, kb.prompts("Nado Puzelu", "birth_city") , "Pebruku")
+>>> prompts = [t.format("Nado Puzelu") for t in kb.templates("birth_city")]
+>>> res = knowledge_neurons(model, prompts, "Pebruku")
 >>> res.neurons                        # [(layer, neuron), ...]
->>> suppress = intervention_probs(model, prompts, targets, res.neurons, factor=0.0)
+>>> before, after, top1 = intervention_probs(model, prompts, "Pebruku", res.neurons, factor=0.0)
 """
 
 from __future__ import annotations
