@@ -50,6 +50,15 @@ def _check_week06(seed):
     return week06.check_fourier_basis(fourier.fourier_basis, seed=seed)
 
 
+def _kn(fn_name, *args, **kwargs):
+    """Call ``knowledge_neurons.<fn_name>`` on kb-lm (week 11), loaded once."""
+    from mi_course.methods import knowledge_neurons as kn
+
+    if "kb" not in Models._cache:
+        Models._cache["kb"] = zoo.load("kb-lm")
+    return getattr(kn, fn_name)(Models._cache["kb"], *args, **kwargs)
+
+
 BAD_CALLS = {
     # -- the issue's cases: cryptic torch errors before -------------------------------------------------
     "patching: float tokens": (lambda: activation_patching.patch_resid_by_pos(
@@ -151,6 +160,14 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    # -- week 11: knowledge neurons ---------------------------------------------------------------------
+    "knowledge neurons: empty prompts": (lambda: _kn("knowledge_neurons", [], "chess"), "non-empty list"),
+    "knowledge neurons: t above 1": (lambda: _kn("knowledge_neurons", ["Nado Puzelu enjoys"], "chess", t=1.5), "t must be in"),
+    "knowledge neurons: zero steps": (lambda: _kn("knowledge_neurons", ["Nado Puzelu enjoys"], "chess", steps=0), "positive int"),
+    "knowledge neurons: neuron out of range": (lambda: _kn("intervention_probs", ["Nado Puzelu enjoys"], "chess", [(0, 600)]), "out of range"),
+    "knowledge neurons: a neuron that is not a pair": (lambda: _kn("kn_edit", [5], "chess", "tennis"), r"\(layer, index\) pair"),
+    "knowledge neurons: edit to the same object": (lambda: _kn("kn_edit", [(0, 1)], "chess", "chess"), "same token"),
+    "knowledge neurons: refine a 2-d tensor": (lambda: __import__("mi_course.methods.knowledge_neurons", fromlist=["x"]).refine(torch.zeros(3, 4)), r"\[n_prompts, n_layers, d_mlp\]"),
 }
 
 
