@@ -151,7 +151,20 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    "top_windows: 1-D activations": (lambda: _block3().feature_stats.top_windows(torch.zeros(5), 2), "acts"),
+    "keyword_rule: a string, not a list": (lambda: _block3().autointerp.keyword_rule("in"), "list of strings"),
+    "detection_score: no non-activating contexts": (lambda: _block3().autointerp.detection_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], []), "at least one"),
+    "fuzzing_score: lists of different lengths": (lambda: _block3().autointerp.fuzzing_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], [[True]], []), "same length"),
 }
+
+
+def _block3():
+    from mi_course.methods import autointerp, feature_stats  # noqa: F401
+
+    import mi_course.methods as m
+    return m
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))
