@@ -46,7 +46,7 @@ from mi_course.errors import InputError, OfflineError
 
 __all__ = ["Rule", "keyword_rule", "regex_rule", "predicate_rule", "random_rule", "explain_by_tokens",
            "detection_score", "fuzzing_score", "fuzz_marks", "accepts", "active_marks", "score_latent",
-           "score_latents", "llm_explanation", "balanced_accuracy"]
+           "score_latents", "llm_explanation", "balanced_accuracy", "context_strings"]
 
 
 # ------------------------------------------------------------------------------- explanations
@@ -154,6 +154,11 @@ def explain_by_tokens(contexts: Sequence, tokenizer=None, n_keywords: int = 3, o
     if best is None:
         raise InputError("no token found at the contexts' centres")
     return keyword_rule(best[1], offset=best[2])
+
+
+def context_strings(contexts: Sequence, tokenizer=None) -> list[list[str]]:
+    """Each context's tokens as strings (decoded one by one with ``tokenizer`` when they are ids)."""
+    return [_strings(c.tokens, tokenizer) for c in contexts]
 
 
 def _strings(tokens, tokenizer) -> list[str]:
