@@ -22,7 +22,8 @@ import torch
 
 NAME = "text-lm-L1-resid-topk"
 N_SCORED = 200
-#: Latents whose dashboards week 12 shows (chosen by reading the dashboards; held by the figures test).
+#: Latents whose dashboards week 12 shows, chosen by reading this SAE's dashboards; after retraining the
+#: SAE, choose new ones and update week 12's table (tests/test_week12_sae_section.py holds both).
 SHOWN = (3, 13, 89, 8)
 
 
