@@ -54,6 +54,10 @@ def test_autointerp_figures_quoted_are_the_measured_ones(prose):
                    f"the median: {100 * m['density_median_alive']:.1f}% of tokens",
                    f"detection {f2(m['detection'])}, fuzzing {f2(m['fuzzing'])}"):
         assert phrase in prose, phrase
+    n_tok = int(m["settings"].split("(")[1].split(" tokens")[0])
+    assert f"{n_tok:,} tokens of the dashboard stream" in prose
+    assert str(n_tok) in zoo.sae_card(SAE).extra["feature_stats"]["stream"]
+    assert "0.41M training tokens" in prose and "0.41M tokens" in zoo.sae_card(SAE).training["data"]
     for latent, r in m["shown"].items():
         assert f"| {latent} |" in prose
         assert f"| {f2(r['detection'])} | {f2(r['fuzzing'])} |" in prose, latent
