@@ -168,7 +168,20 @@ BAD_CALLS = {
     "knowledge neurons: a neuron that is not a pair": (lambda: _kn("kn_edit", [5], "chess", "tennis"), r"\(layer, index\) pair"),
     "knowledge neurons: edit to the same object": (lambda: _kn("kn_edit", [(0, 1)], "chess", "chess"), "same token"),
     "knowledge neurons: refine a 2-d tensor": (lambda: __import__("mi_course.methods.knowledge_neurons", fromlist=["x"]).refine(torch.zeros(3, 4)), r"\[n_prompts, n_layers, d_mlp\]"),
+    "top_windows: 1-D activations": (lambda: _block3().feature_stats.top_windows(torch.zeros(5), 2), "acts"),
+    "keyword_rule: a string, not a list": (lambda: _block3().autointerp.keyword_rule("in"), "list of strings"),
+    "detection_score: no non-activating contexts": (lambda: _block3().autointerp.detection_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], []), "at least one"),
+    "fuzzing_score: lists of different lengths": (lambda: _block3().autointerp.fuzzing_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], [[True]], []), "same length"),
 }
+
+
+def _block3():
+    from mi_course.methods import autointerp, feature_stats  # noqa: F401
+
+    import mi_course.methods as m
+    return m
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))

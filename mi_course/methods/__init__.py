@@ -42,6 +42,10 @@ SAE metrics: L0, explained variance, CE loss recovered    sae_metrics           
   (Bricken 2023); MMCS (Sharkey 2022), matched cosine
   (SynthSAEBench); random-decoder baseline (Korznikov
   2026)
+Feature dashboards: top contexts, activation bands,       feature_stats            12
+  logit effects, prompt view (Bricken 2023; SAEDashboard)
+Automated interpretability, scoring: detection, fuzzing   autointerp               12
+  (Paulo et al. 2024; Bills et al. 2023)
 
 Block 2 (knowledge, weeks 07-11) and block 3 (features, weeks 12-14) add their modules to
 ``block2_knowledge/`` and ``block3_features/`` and a row each to this table.
