@@ -50,6 +50,15 @@ def _check_week06(seed):
     return week06.check_fourier_basis(fourier.fourier_basis, seed=seed)
 
 
+def _kn(fn_name, *args, **kwargs):
+    """Call ``knowledge_neurons.<fn_name>`` on kb-lm (week 11), loaded once."""
+    from mi_course.methods import knowledge_neurons as kn
+
+    if "kb" not in Models._cache:
+        Models._cache["kb"] = zoo.load("kb-lm")
+    return getattr(kn, fn_name)(Models._cache["kb"], *args, **kwargs)
+
+
 BAD_CALLS = {
     # -- the issue's cases: cryptic torch errors before -------------------------------------------------
     "patching: float tokens": (lambda: activation_patching.patch_resid_by_pos(
@@ -151,6 +160,20 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    # -- week 11: knowledge neurons ---------------------------------------------------------------------
+    "knowledge neurons: empty prompts": (lambda: _kn("knowledge_neurons", [], "chess"), "non-empty list"),
+    "knowledge neurons: t above 1": (lambda: _kn("knowledge_neurons", ["Nado Puzelu enjoys"], "chess", t=1.5), "t must be in"),
+    "knowledge neurons: zero steps": (lambda: _kn("knowledge_neurons", ["Nado Puzelu enjoys"], "chess", steps=0), "positive int"),
+    "knowledge neurons: neuron out of range": (lambda: _kn("intervention_probs", ["Nado Puzelu enjoys"], "chess", [(0, 600)]), "out of range"),
+    "knowledge neurons: a neuron that is not a pair": (lambda: _kn("kn_edit", [5], "chess", "tennis"), r"\(layer, index\) pair"),
+    "knowledge neurons: edit to the same object": (lambda: _kn("kn_edit", [(0, 1)], "chess", "chess"), "same token"),
+    "knowledge neurons: refine a 2-d tensor": (lambda: __import__("mi_course.methods.knowledge_neurons", fromlist=["x"]).refine(torch.zeros(3, 4)), r"\[n_prompts, n_layers, d_mlp\]"),
+    "top_windows: 1-D activations": (lambda: _block3().feature_stats.top_windows(torch.zeros(5), 2), "acts"),
+    "keyword_rule: a string, not a list": (lambda: _block3().autointerp.keyword_rule("in"), "list of strings"),
+    "detection_score: no non-activating contexts": (lambda: _block3().autointerp.detection_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], []), "at least one"),
+    "fuzzing_score: lists of different lengths": (lambda: _block3().autointerp.fuzzing_score(
+        _block3().autointerp.keyword_rule(["a"]), [["a"]], [[True]], []), "same length"),
     # -- block 3: steering, SHIFT, transcoders --------------------------------------------------------
     "steering: 2-D steering vector": (lambda: __import__("mi_course.methods.steering", fromlist=["x"]).add_vector_hook(
         torch.zeros(2, 128)), "1-D tensor"),
@@ -164,6 +187,13 @@ BAD_CALLS = {
     "feature circuits: pruning with a negative threshold": (lambda: __import__(
         "mi_course.methods.sparse_feature_circuits", fromlist=["x"]).prune({}, -0.5), "non-negative"),
 }
+
+
+def _block3():
+    from mi_course.methods import autointerp, feature_stats  # noqa: F401
+
+    import mi_course.methods as m
+    return m
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))

@@ -44,3 +44,30 @@ def test_a_loop_that_never_zeroes_gradients_fails():
 
     with pytest.raises(AssertionError):
         week12.check_train_sae(no_zero_grad, seed=0)
+
+
+def test_top_activating_without_sorting_or_one_per_window_fails():
+    def argmax_first_k(acts, k):  # the first k windows, each at its max
+        return torch.stack([torch.arange(k), acts[:k].argmax(-1)], -1)
+
+    with pytest.raises(AssertionError):
+        week12.check_top_activating(argmax_first_k, seed=0)
+
+
+def test_detection_on_the_first_token_only_fails():
+    def first_token(explanation, activating, non_activating):
+        tpr = sum(explanation(c)[0] for c in activating) / len(activating)
+        tnr = sum(not explanation(c)[0] for c in non_activating) / len(non_activating)
+        return (tpr + tnr) / 2
+
+    with pytest.raises(AssertionError):
+        week12.check_detection_score(first_token, seed=0)
+
+
+def test_fuzzing_that_ignores_the_false_highlights_fails():
+    def true_only(explanation, contexts, true_marks, false_marks):
+        from mi_course.methods import autointerp
+        return sum(autointerp.accepts(explanation, c, t) for c, t in zip(contexts, true_marks)) / len(contexts)
+
+    with pytest.raises(AssertionError):
+        week12.check_fuzzing_score(true_only, seed=0)

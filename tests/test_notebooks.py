@@ -110,30 +110,60 @@ def _autograde(root: Path, week: str, submissions: dict[str, Path],
     return scores
 
 
+def _autograde_in_subprocess(root: Path, week: str, student: str, notebook: Path, out: Path):
+    """Start autograding one submission in a course of its own, in another process; returns the process.
+
+    The scores land in ``out`` as JSON. Used to grade the untouched release beside the solution, so
+    each week's two autogrades take the time of one (the solution then runs beside one busy process:
+    the course's second budget, 90 s)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_notebooks as t; from pathlib import Path; "
+        "root, week, student, nb, out = Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]), Path(sys.argv[6]); "
+        "scores = t._autograde(root, week, {student: nb}); "
+        "out.write_text(json.dumps({k: {g: list(v) for g, v in d.items()} for k, d in scores.items()}))"
+    )
+    log = open(out.with_suffix(".log"), "w")
+    return subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent), str(root), week, student,
+                             str(notebook), str(out)], stdout=log, stderr=subprocess.STDOUT)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("week", WEEKS)
 def test_autograde_solution_full_marks_and_release_zero(week, repo, tmp_path):
-    root = _course(tmp_path, repo, week)
+    import json
+
+    root = _course(tmp_path / "solution", repo, week)
     solution = next((repo / "solutions" / week).glob("*.ipynb"))
     release = repo / "notebooks" / week / solution.name
     t = time.time()
+    # The untouched release grades in a course of its own, in parallel with the solution.
+    blank_out = tmp_path / "blank.json"
+    blank_proc = _autograde_in_subprocess(_course(tmp_path / "blank", repo, week), week, "blank", release, blank_out)
+    try:
+        seconds: dict[str, float] = {}
+        scores = _autograde(root, week, {"solution": solution}, seconds)
+    finally:
+        blank_rc = blank_proc.wait(timeout=600)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    seconds: dict[str, float] = {}
-    scores = _autograde(root, week, {"solution": solution, "blank": release}, seconds)
-    print(f"{week}: two autogrades took {time.time() - t:.0f} s")
+    print(f"{week}: two autogrades (in parallel) took {time.time() - t:.0f} s")
+    assert blank_rc == 0, f"autograding the release failed:\n{blank_out.with_suffix('.log').read_text()[-3000:]}"
     full = scores["solution"]
     assert full and all(score == max_score for score, max_score in full.values()), full
-    blank = scores["blank"]
+    blank = {g: tuple(v) for g, v in json.loads(blank_out.read_text())["blank"].items()}
     assert set(blank) == set(full)
     assert all(score == 0 for score, _ in blank.values()), blank
-    # the runtime budget: the solution's autograde runs every cell of the notebook once
-    load = max(load, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-    budget = runtime_budget(load)
-    if budget is None:
+    # The runtime budget: the solution's autograde runs every cell of the notebook once, beside one
+    # busy process (the release's autograde), so the busy budget applies; the quiet one is
+    # benchmarks/notebook_runtime.py's. A machine busier than that cannot judge.
+    if runtime_budget(load) is None:
         pytest.skip(f"{week}: graded correctly; the runtime budget was not judged: load average {load:.1f} on "
                     f"{os.cpu_count()} CPUs is more than one busy process (solution took {seconds['solution']:.0f} s "
                     "with nbgrader; run benchmarks/notebook_runtime.py on a quiet machine)")
+    budget = BUSY_RUNTIME_BUDGET_S
     assert seconds["solution"] <= budget + AUTOGRADE_OVERHEAD_S, (
-        f"{week}: the solution notebook took {seconds['solution']:.0f} s to autograde (load {load:.1f}); "
-        f"the budget is {budget} s + {AUTOGRADE_OVERHEAD_S} s for nbgrader. Move slow work into a recipe whose "
-        "result the zoo ships (see CONTRIBUTING), or measure with benchmarks/notebook_runtime.py")
+        f"{week}: the solution notebook took {seconds['solution']:.0f} s to autograde beside the release's "
+        f"autograde (load {load:.1f}); the budget is {budget} s + {AUTOGRADE_OVERHEAD_S} s for nbgrader. Move slow "
+        "work into a recipe whose result the zoo ships (see CONTRIBUTING), or measure with benchmarks/notebook_runtime.py")

@@ -80,7 +80,7 @@ def test_a_circuit_is_findable(ioi_model):
     shares, labels = la.dla_by_component(ioi_model, ds.tokens, ds.io, ds.s, ds.end)
     assert float(shares.sum()) == pytest.approx(clean, abs=1e-3)
     sig = ioi_circuit.attention_signatures(ioi_model, ds)
-    assert sig["end_to_s2"][1].max() > 0.8 and sig["end_to_io"][2].max() > 0.5  # S-inhibition-like, name-mover-like
+    assert sig["end_to_s2"][1].max() > 0.8 and sig["end_to_io"][2].max() > 0.5  # S-attending (the S-inhibition signature), name-mover-like
     act = ap.activation_patching(ioi_model, ds.tokens, abc.tokens, metric, "z", progress=False)
     att = atp.attribution_patching(ioi_model, ds.tokens, abc.tokens, metric, "z")
     assert torch.corrcoef(torch.stack([act.flatten(), att.flatten()]))[0, 1] > 0.9

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401
-from mi_course.methods import sae_metrics, toy_models
+from mi_course.methods import autointerp, feature_stats, sae_metrics, toy_models
 
 
 def _g(seed: int) -> torch.Generator:
@@ -402,3 +402,176 @@ def train_sae_or_reference(fn):
 
 
 EXERCISES.update({ex.id: ex for ex in (SAE_FORWARD, TRAIN_SAE)})
+
+
+# -- 9. top-activating contexts ------------------------------------------------------------------
+def _top_cases(seed: int) -> list[Case]:
+    g = _g(seed)
+    out = []
+    for k in ([3, 5] if seed == 0 else [int(torch.randint(2, 6, (1,), generator=g))]):
+        n_win, n_ctx = 9, 12
+        acts = torch.relu(torch.randn(n_win, n_ctx, generator=g))  # below ~4 everywhere
+        perm = torch.randperm(n_win, generator=g)  # the strongest windows, not in index order
+        for r, w in enumerate(perm[:6].tolist()):
+            acts[w, int(torch.randint(1, n_ctx, (1,), generator=g))] = 10.0 - r
+        w0 = int(perm[0])
+        p0 = int(acts[w0].argmax())
+        acts[w0, (p0 + 3) % n_ctx] = 9.5  # the runner-up value sits in the strongest window again
+        out.append(Case(f"seed {seed}, k={k}", {"acts": acts, "k": k}))
+    return out
+
+
+def _top_flat(acts, k):
+    idx = acts.flatten().topk(k).indices
+    return torch.stack([idx // acts.shape[1], idx % acts.shape[1]], -1)
+
+
+def _top_window_order(acts, k):
+    wmax, warg = acts.max(-1)
+    order = wmax.topk(k).indices.sort().values
+    return torch.stack([order, warg[order]], -1)
+
+
+TOP_ACTIVATING = Exercise(
+    id="w12_top_activating",
+    title="top_activating",
+    reference=lambda acts, k: feature_stats.top_windows(acts, k),
+    cases=_top_cases,
+    mistakes=[
+        Mistake("flat top-k (a window twice)", _top_flat,
+                "take at most ONE context per window: first the maximum of each window (acts.max(-1)), then the k "
+                "windows with the largest maxima. A flat top-k over all positions shows the same text twice."),
+        Mistake("windows in index order", _top_window_order,
+                "order the rows strongest first (by the window's maximum), not by window index."),
+    ],
+    hint="wmax, warg = acts.max(-1); order = wmax.argsort(descending=True)[:k]; return torch.stack([order, warg[order]], -1).",
+)
+
+
+def check_top_activating(fn, seed: int | None = None) -> bool:
+    """Check ``top_activating(acts [n_windows, n_ctx], k) -> LongTensor [k, 2]`` of (window, position)."""
+    return check(TOP_ACTIVATING, fn, seed)
+
+
+# -- 10. detection score -------------------------------------------------------------------------
+_WORDS = [" x", " y", " for", " if", " =", " return", " self", "(", ")", ":", " not", " is", " None", " def"]
+
+
+def _ai_contexts(g: torch.Generator, n: int, plant: str | None, length: int = 8) -> list[list[str]]:
+    out = []
+    for _ in range(n):
+        toks = [_WORDS[int(i)] for i in torch.randint(0, len(_WORDS), (length,), generator=g)]
+        if plant:
+            toks[int(torch.randint(0, length, (1,), generator=g))] = plant
+        out.append(toks)
+    return out
+
+
+def _detect_cases(seed: int) -> list[Case]:
+    g = _g(seed)
+    out = []
+    for kw in ([[" in"], [" in", " self"]] if seed == 0 else [[" in", _WORDS[int(torch.randint(0, 14, (1,), generator=g))]]]):
+        n_act, n_non = int(torch.randint(6, 12, (1,), generator=g)), int(torch.randint(20, 30, (1,), generator=g))
+        act = _ai_contexts(g, n_act, " in")
+        # a few activating contexts the explanation misses (the feature fired on something else)
+        for c in act[: n_act // 3]:
+            c[:] = [" pass" if t == " in" else t for t in c]
+        out.append(Case(f"seed {seed}, explanation {kw}", {
+            "explanation": autointerp.keyword_rule(kw), "activating": act, "non_activating": _ai_contexts(g, n_non, None)}))
+    return out
+
+
+def _plain_accuracy(explanation, activating, non_activating):
+    right = sum(any(explanation(c)) for c in activating) + sum(not any(explanation(c)) for c in non_activating)
+    return right / (len(activating) + len(non_activating))
+
+
+def _recall_only(explanation, activating, non_activating):
+    return sum(any(explanation(c)) for c in activating) / len(activating)
+
+
+DETECTION = Exercise(
+    id="w12_detection_score",
+    title="detection_score",
+    reference=autointerp.detection_score,
+    cases=_detect_cases,
+    mistakes=[
+        Mistake("plain accuracy", _plain_accuracy,
+                "there are more non-activating than activating contexts: average the true-positive rate and the "
+                "true-negative rate (balanced accuracy), so that always answering 'no' scores 0.5."),
+        Mistake("true-positive rate only", _recall_only,
+                "an explanation that marks every token would score 1: also count how often it (correctly) says "
+                "'no' on the non-activating contexts, and average the two rates."),
+    ],
+    hint="a context is predicted activating when any(explanation(tokens)); score = (TPR + TNR) / 2.",
+)
+
+
+def check_detection_score(fn, seed: int | None = None) -> bool:
+    """Check ``detection_score(explanation, activating, non_activating) -> float`` (balanced accuracy)."""
+    return check(DETECTION, fn, seed)
+
+
+# -- 11. fuzzing score ---------------------------------------------------------------------------
+def _fuzz_cases(seed: int) -> list[Case]:
+    g = _g(seed)
+    out = []
+    for kw in ([[" in"], [" in", " x"]] if seed == 0 else [[" in", _WORDS[int(torch.randint(0, 3, (1,), generator=g))]]]):
+        ctx, true = [], []
+        for _ in range(int(torch.randint(10, 16, (1,), generator=g))):
+            toks = _ai_contexts(g, 1, None, 10)[0]
+            pos = torch.randperm(10, generator=g)[:3].tolist()
+            toks[pos[0]] = " in"
+            # the feature is active on ' in', and (weakly) on 0-2 other tokens the explanation may miss
+            n_extra = int(torch.randint(0, 3, (1,), generator=g))
+            m = [i in pos[: 1 + n_extra] for i in range(10)]
+            ctx.append(toks)
+            true.append(m)
+        false = autointerp.fuzz_marks(true, seed=seed)
+        out.append(Case(f"seed {seed}, explanation {kw}", {
+            "explanation": autointerp.keyword_rule(kw), "contexts": ctx, "true_marks": true, "false_marks": false}))
+    return out
+
+
+def _accepts_any(explanation, tokens, hl):
+    m = explanation(tokens)
+    return any(m[i] for i, h in enumerate(hl) if h)
+
+
+def _accepts_all(explanation, tokens, hl):
+    m = explanation(tokens)
+    return any(hl) and all(m[i] for i, h in enumerate(hl) if h)
+
+
+def _fuzz_with(rule):
+    def fn(explanation, contexts, true_marks, false_marks):
+        pos = sum(rule(explanation, c, t) for c, t in zip(contexts, true_marks)) / len(contexts)
+        neg = sum(not rule(explanation, c, f) for c, f in zip(contexts, false_marks)) / len(contexts)
+        return (pos + neg) / 2
+    return fn
+
+
+FUZZING = Exercise(
+    id="w12_fuzzing_score",
+    title="fuzzing_score",
+    reference=autointerp.fuzzing_score,
+    cases=_fuzz_cases,
+    mistakes=[
+        Mistake("accepts when any highlighted token is marked", _fuzz_with(_accepts_any),
+                "accept a highlighting only when at least HALF of the highlighted tokens are tokens the explanation "
+                "marks (one lucky token among wrong ones is not enough)."),
+        Mistake("accepts only when every highlighted token is marked", _fuzz_with(_accepts_all),
+                "at least half of the highlighted tokens must be marked, not all of them (the feature also fires "
+                "weakly on tokens a short explanation misses)."),
+    ],
+    hint="accepted(tokens, hl) = sum(marks[i] for highlighted i) >= (number highlighted) / 2 and something is "
+         "highlighted; score = (share of true_marks accepted + share of false_marks rejected) / 2.",
+)
+
+
+def check_fuzzing_score(fn, seed: int | None = None) -> bool:
+    """Check ``fuzzing_score(explanation, contexts, true_marks, false_marks) -> float`` (balanced accuracy)."""
+    return check(FUZZING, fn, seed)
+
+
+EXERCISES.update({ex.id: ex for ex in (TOP_ACTIVATING, DETECTION, FUZZING)})

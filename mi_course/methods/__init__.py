@@ -32,6 +32,7 @@ Linear probes with control tasks (Hewitt & Liang 2019)    probing               
 Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
+Knowledge neurons (Dai et al. 2022); Niu et al. 2024      knowledge_neurons        11
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
   2023) + Anthropic 2024 update (ReLU+L1), TopK (Gao
@@ -41,6 +42,10 @@ SAE metrics: L0, explained variance, CE loss recovered    sae_metrics           
   (Bricken 2023); MMCS (Sharkey 2022), matched cosine
   (SynthSAEBench); random-decoder baseline (Korznikov
   2026)
+Feature dashboards: top contexts, activation bands,       feature_stats            12
+  logit effects, prompt view (Bricken 2023; SAEDashboard)
+Automated interpretability, scoring: detection, fuzzing   autointerp               12
+  (Paulo et al. 2024; Bills et al. 2023)
 Feature steering: add / clamp an SAE latent (Templeton    steering                 13
   2024); activation addition, difference of means
   (Turner 2023, Rimsky 2024); behaviour vs damage sweep

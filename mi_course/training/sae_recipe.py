@@ -9,6 +9,8 @@ the model on random windows of the stdlib corpus's train split (the first ``<|en
 position left out), through a shuffled buffer. SAE: TopK (k=32), 1,024 latents (8x d_model),
 AuxK on dead latents, Adam lr 1e-3, 400 batches of 1,024 tokens (about 8 minutes on a busy CPU core). Measured on held-out windows beside a
 random-decoder baseline (same architecture, decoder fixed at random directions, encoder trained).
+After retraining, rebuild the dashboard statistics shipped beside it (and week 12's measured
+autointerp figures) with ``python benchmarks/sae_dashboards.py --write``.
 """
 
 from __future__ import annotations
