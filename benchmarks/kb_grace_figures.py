@@ -6,6 +6,7 @@
 One seeded stream of counterfactual edits of base facts (``grace.sequential_stream``, seed 0: 60 test
 people's 300 facts are never edited, the TRR set), edited one after another:
 
+- the distances between GRACE's keys (:func:`grace.key_distances`, quantiles 0/5/50/95/100%);
 - GRACE (layer 4, ε_init 1.0, the defaults) at 1, 10, 100, 1,000 edits: TRR, ERR, paraphrase accuracy
   on the edited facts' other wordings, number of keys;
 - GRACE at 100 edits for several ε_init: the paraphrase / retention trade-off of the deferral radius;
@@ -27,6 +28,14 @@ WEIGHT_LAYER = 1  # week 08: ROME at layer 1 has ES 0.95, NS 0.98; the default l
 EPS_SWEEP = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
 
 
+def distances(model, kb) -> dict:
+    """Quantiles (0, 0.05, 0.5, 0.95, 1) of :func:`grace.key_distances` (40 people, birth_city, layer 4)."""
+    from mi_course.methods import grace
+
+    q = torch.tensor([0.0, 0.05, 0.5, 0.95, 1.0])
+    return {k: [round(float(x), 3) for x in v.quantile(q)] for k, v in grace.key_distances(model, kb).items()}
+
+
 def measure(n_grace: int = 1000, n_weights: int = 100, n_sweep: int = 100, progress: bool = True) -> dict:
     from mi_course import zoo
     from mi_course.data.knowledge_base import load_kb
@@ -42,6 +51,7 @@ def measure(n_grace: int = 1000, n_weights: int = 100, n_sweep: int = 100, progr
                               "weight_layer": WEIGHT_LAYER, "metric": "top-1 next token (TRR: true object of "
                               "never-edited facts; ERR and paraphrase: target_new of the edits so far)"},
                  "unedited_TRR": round(float(base.float().mean()), 4), "rows": {}, "seconds": {}}
+    out["key_distances"] = distances(model, kb)
     t = time.time()
     out["rows"]["GRACE"] = grace.sequential_editing(model, kb, "grace", n_grace, (1, 10, 100, 1000),
                                                     stream=stream, progress=progress)

@@ -60,3 +60,14 @@ def test_ten_edit_rows_re_measured(fig, model):
                                    stream=stream, progress=False)[0]
     want = _row(fig["rows"]["FT-L"], 10)
     assert got["ERR"] == pytest.approx(want["ERR"], abs=0.1) and got["TRR"] == pytest.approx(want["TRR"], abs=0.03)
+
+
+def test_key_distances_re_measured(fig, model):
+    """Paraphrases of one fact lie closer together than any two people on one template (why a radius
+    between the two generalises without touching other facts)."""
+    got = grace.key_distances(model, load_kb())
+    want = fig["key_distances"]
+    q = [0.0, 0.05, 0.5, 0.95, 1.0]
+    for k, v in got.items():
+        assert [round(float(x), 2) for x in v.quantile(__import__("torch").tensor(q))] == pytest.approx(want[k], abs=0.02)
+    assert want["paraphrase"][-1] < want["other_people"][0] and want["paraphrase"][-1] < want["other_relations"][0]

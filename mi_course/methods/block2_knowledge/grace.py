@@ -34,9 +34,10 @@ GRACE never changes a weight. It wraps one layer with a **codebook** of entries
 
 **Default layer** ``floor(35/48 · n_layers)``: GRACE's GPT-2-XL layer (35 of 48, EasyEdit's
 ``hparams/GRACE/gpt2-xl.yaml``); 4 for a 6-layer model. **Default ε_init = 1.0** (the same file's
-``eps``). On ``kb-lm`` at layer 4 the same fact's paraphrases sit 1.5-3.5 apart and other people's
-prompts of the same template 8 or more, so ε_init decides paraphrase generalisation: see
-:func:`sequential_editing` and ``measured_week09_grace.json``.
+``eps``). On ``kb-lm`` at layer 4 the keys of one fact's paraphrases lie much closer together than
+those of different people on one template (:func:`key_distances`; the figures are in
+``measured_week09_grace.json``), so ε_init decides paraphrase generalisation: see
+:func:`sequential_editing`.
 
 Batches of right-padded prompts: pass ``last`` (``[batch]``, each row's last real token) to
 :meth:`Grace.hooks` / :meth:`Grace.applied`; the default is the last position of the batch.
@@ -62,7 +63,7 @@ from mi_course.methods.rome import Edit, apply_edit, edit_hooks, parse_request
 from mi_course.zoo import hooks as hk
 
 __all__ = ["GraceHparams", "Grace", "default_layer", "nearest_key", "codebook_lookup", "codebook_update",
-           "grace_editor", "next_token_logits", "top1", "sequential_stream", "sequential_editing",
+           "grace_editor", "key_distances", "next_token_logits", "top1", "sequential_stream", "sequential_editing",
            "retention_rates"]
 
 ACTIONS = ("add", "expand", "split")
@@ -307,6 +308,37 @@ def grace_editor(layer: int | None = None, eps_init: float | None = None,
         g.edit(request)
         return g
     return edit
+
+
+@torch.no_grad()
+def key_distances(model, kb, layer: int | None = None, n_people: int = 40, relation: str = "birth_city",
+                  seed: int = 0) -> dict[str, torch.Tensor]:
+    """Distances between GRACE keys (``blocks.L.mlp.hook_post`` at the prompt's last token) on the KB.
+
+    For ``n_people`` seeded people: ``"paraphrase"``: from each person's first template of ``relation`` to
+    their other templates (what a radius must span to generalise); ``"other_people"``: between different
+    people on the same template (what it must not reach); ``"other_relations"``: from a person's
+    ``relation`` prompt to their other relations' first templates. Each a flat tensor of distances.
+    """
+    check_model(model)
+    layer = default_layer(model) if layer is None else check_layer(model, layer)
+    g = torch.Generator().manual_seed(seed)
+    people = [kb.subjects[i] for i in torch.randperm(len(kb.subjects), generator=g)[:n_people].tolist()]
+    name = hk.mlp_post(layer)
+
+    def keys(prompts):
+        toks, lens = _pad(model, prompts)
+        _, cache = model.run_with_cache(toks, names_filter=lambda n: n == name)
+        return cache[name][torch.arange(len(prompts)), lens - 1].float().cpu()
+    tpls = kb.templates(relation)
+    para = keys([t.format(s) for s in people for t in tpls]).view(len(people), len(tpls), -1)
+    others = [r for r in kb.relations if r != relation]
+    rel = keys([kb.templates(r)[0].format(s) for s in people for r in others]).view(len(people), len(others), -1)
+    same = para[:, 0]
+    iu = torch.triu_indices(len(people), len(people), 1)
+    return {"paraphrase": (para[:, 1:] - para[:, :1]).norm(dim=-1).flatten(),
+            "other_people": torch.cdist(same, same)[iu[0], iu[1]],
+            "other_relations": (rel - same[:, None]).norm(dim=-1).flatten()}
 
 
 # -- running a model with any kind of edit ----------------------------------------------------------
