@@ -68,7 +68,7 @@ from mi_course.zoo import hooks as hk
 
 __all__ = ["MemitHparams", "KB_LM_LAYERS", "LAYER_CHOICE", "default_mom2_update_weight", "default_layers", "compute_z",
            "compute_zs", "compute_keys", "current_hidden", "memit_update", "spread_residual", "memit_edits",
-           "apply_memit", "memit_editor"]
+           "apply_memit", "memit_editor", "sequential_rome_curve", "memit_curve", "no_edit_curve"]
 
 #: MEMIT's λ for GPT-J (``hparams/MEMIT/EleutherAI_gpt-j-6B.json``) and GPT-J's ``d_mlp``.
 GPTJ_MOM2_UPDATE_WEIGHT, GPTJ_D_MLP = 15000.0, 16384
@@ -217,24 +217,33 @@ def _zs_batch(model, layer: int, reqs: Sequence[Request], contexts: Sequence[str
     done = torch.zeros(len(reqs), dtype=torch.bool)
     held = torch.zeros_like(delta)
 
-    def add(out, hook):
-        out = out.clone()
-        out[rows, lookup] = out[rows, lookup] + delta[owner_t].to(out.dtype)
-        return out
     frozen = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
-    p_rows, p_owner = rows[~kl_mask], owner_t[~kl_mask]
     try:
         with torch.enable_grad():
             for _ in range(hp.v_num_grad_steps):
+                active = ~done[owner_t]  # only the rows of requests still being optimised are run
+                a_rows = rows[active]
+                a_owner, a_kl, a_lookup = owner_t[active], kl_mask[active], lookup[active]
+                a_toks = toks[a_rows][:, : int(lens[a_rows].max())]
+                a_last = last[a_rows]
+                i_rows = torch.arange(len(a_rows))
+
+                def add(out, hook):
+                    out = out.clone()
+                    out[i_rows, a_lookup] = out[i_rows, a_lookup] + delta[a_owner].to(out.dtype)
+                    return out
                 opt.zero_grad()
-                logits = model.run_with_hooks(toks, fwd_hooks=[(names[0], add)]).float()
-                lp = logits[p_rows, last[p_rows]].log_softmax(-1)[torch.arange(len(p_rows)), targets[p_owner]]
-                nll = torch.zeros(len(reqs)).index_add(0, p_owner, -lp) / n_p  # mean NLL per request
-                kl_new = logits[rows[kl_mask], last[kl_mask]].log_softmax(-1)
-                kl_rows = torch.nn.functional.kl_div(kl_new, kl_orig, log_target=True, reduction="none").sum(-1)
-                kl = hp.kl_factor * torch.zeros(len(reqs)).index_add(0, owner_t[kl_mask], kl_rows) / n_kl
+                logits = model.run_with_hooks(a_toks, fwd_hooks=[(names[0], add)]).float()
+                pr = i_rows[~a_kl]
+                lp = logits[pr, a_last[pr]].log_softmax(-1)[torch.arange(len(pr)), targets[a_owner[pr]]]
+                nll = torch.zeros(len(reqs)).index_add(0, a_owner[pr], -lp) / n_p  # mean NLL per request
+                kr = i_rows[a_kl]
+                kl_new = logits[kr, a_last[kr]].log_softmax(-1)
+                kl_ref = kl_orig[active[kl_mask]]
+                kl_rows = torch.nn.functional.kl_div(kl_new, kl_ref, log_target=True, reduction="none").sum(-1)
+                kl = hp.kl_factor * torch.zeros(len(reqs)).index_add(0, a_owner[kr], kl_rows) / n_kl
                 wd = hp.v_weight_decay * delta.norm(dim=1) / h_norm ** 2
                 newly = (nll.detach() < 5e-2) & ~done
                 held[newly] = delta.detach()[newly]
@@ -330,7 +339,7 @@ def memit_edits(model, requests, layers: Sequence[int] | None = None, hparams: M
     parsed = _parse_all(model, requests)
     contexts = context_templates(model, hp.context_lengths, hp.seed)
     if zs is None:
-        zs = compute_zs(model, parsed, layers[-1], hp, progress)
+        zs = compute_zs(model, parsed, layers[-1], hp, progress=progress)
     if tuple(zs.shape) != (len(parsed), model.cfg.d_model):
         raise InputError(f"zs must be [n_requests, d_model] = {(len(parsed), model.cfg.d_model)}, got {tuple(zs.shape)}")
     if C is None:
@@ -377,3 +386,84 @@ def memit_editor(layers: Sequence[int] | None = None, hparams: MemitHparams | No
     def edit(model, request):
         return memit_edits(model, request, layers, hparams, texts)
     return edit
+
+
+# -- 5. the scaling curve: sequential ROME vs batched MEMIT ------------------------------------
+def _unedited_neighbours(case, kb, edited: set):
+    """``case`` with neighbourhood prompts about subjects whose fact of this relation is itself edited
+    removed (with hundreds of edits on a 300-person KB, a neighbour is often an edited subject)."""
+    from dataclasses import replace as _replace
+
+    rel, subj = case.meta["relation"], case.meta["subject"]
+    tpl = case.request["prompt"]
+    names = kb.neighbours(subj, rel)[:len(case.neighborhood_prompts)]
+    keep = [tpl.format(n) for n in names if (n, rel) not in edited]
+    return _replace(case, neighborhood_prompts=keep)
+
+
+def _scores(model, cases, kb, edit=None) -> dict[str, float]:
+    from mi_course.methods import edit_evaluation as ev
+
+    edited_pairs = {(c.meta["subject"], c.meta["relation"]) for c in cases}
+    return ev.summarize([ev.case_scores(model, _unedited_neighbours(c, kb, edited_pairs), edit) for c in cases])
+
+
+def sequential_rome_curve(model, cases, kb, sizes: Sequence[int], layer: int, hparams=None,
+                          progress: bool = False, on_point=None) -> dict[int, dict[str, float]]:
+    """``{n: summary}``: ROME applied to ``cases[0], cases[1], ...`` one after another (on a copy; C of the
+    unedited model, as ROME's sequential experiments), scored after the first ``n`` edits on those ``n``.
+
+    Neighbourhood prompts whose subject is itself edited (same relation) are left out. ``on_point(n,
+    summary)`` is called after each point (a long run can save as it goes).
+    """
+    from mi_course.methods import rome
+
+    sizes = sorted(set(int(n) for n in sizes))
+    if not sizes or sizes[0] < 1 or sizes[-1] > len(cases):
+        raise InputError(f"sizes must be between 1 and len(cases) = {len(cases)}, got {sizes}")
+    hp = hparams or rome.RomeHparams()
+    C = rome.second_moment(model, layer, n_texts=hp.mom2_n_texts)
+    new = copy.deepcopy(model)
+    new.eval()
+    if getattr(model, "zoo_card", None) is not None:
+        new.zoo_card = model.zoo_card
+    out = {}
+    for i in tqdm(range(sizes[-1]), desc=f"sequential ROME (layer {layer})", disable=not progress):
+        req = parse_request(new, cases[i].request)
+        apply_edit(new, rome.rome_edit(new, req, layer, hp, C=C))
+        if i + 1 in sizes:
+            out[i + 1] = _scores(new, cases[:i + 1], kb)
+            if on_point is not None:
+                on_point(i + 1, out[i + 1])
+    return out
+
+
+def memit_curve(model, cases, kb, sizes: Sequence[int], layers: Sequence[int] | None = None,
+                hparams: MemitHparams | None = None, progress: bool = False,
+                on_point=None) -> dict[int, dict[str, float]]:
+    """``{n: summary}``: MEMIT inserting ``cases[:n]`` at once (from the unedited model), scored on those ``n``.
+
+    The targets z depend only on the unedited model, so each is computed once (the first ``n`` serve
+    every larger batch). ``on_point(n, summary)`` is called after each point.
+    """
+    sizes = sorted(set(int(n) for n in sizes))
+    if not sizes or sizes[0] < 1 or sizes[-1] > len(cases):
+        raise InputError(f"sizes must be between 1 and len(cases) = {len(cases)}, got {sizes}")
+    hp = hparams or MemitHparams()
+    layers = _check_layers(model, layers)
+    reqs = [parse_request(model, c.request) for c in cases[:sizes[-1]]]
+    zs = torch.zeros(0, model.cfg.d_model)
+    out = {}
+    for n in sizes:
+        if n > len(zs):
+            zs = torch.cat([zs, compute_zs(model, reqs[len(zs):n], layers[-1], hp, progress=progress)])
+        edits = memit_edits(model, reqs[:n], layers, hp, zs=zs[:n])
+        out[n] = _scores(model, cases[:n], kb, edits)
+        if on_point is not None:
+            on_point(n, out[n])
+    return out
+
+
+def no_edit_curve(model, cases, kb, sizes: Sequence[int]) -> dict[int, dict[str, float]]:
+    """The unedited model scored on the first ``n`` cases (the baseline row)."""
+    return {int(n): _scores(model, cases[:int(n)], kb) for n in sorted(set(sizes))}
