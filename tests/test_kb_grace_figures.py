@@ -36,9 +36,12 @@ def test_file_shape_and_claims(fig):
     assert _row(g, 1000)["keys"] == 1000
     # ... but generalises to paraphrases only within its radius
     assert _row(g, 1000)["paraphrase"] <= 0.1
-    sweep = fig["eps_sweep"]
-    para = [_row(sweep[e], 100)["paraphrase"] for e in sorted(sweep, key=float)]
-    assert para == sorted(para) and para[-1] >= 0.8
+    # a radius spanning the paraphrase distances generalises; past the distance to other people's keys the
+    # codebook starts to split and expand into them (fewer keys than edits, edits and test facts lost)
+    sweep = {float(e): _row(rows, 100) for e, rows in fig["eps_sweep"].items()}
+    small = [sweep[e]["paraphrase"] for e in sorted(sweep) if e <= 5.0]
+    assert small == sorted(small) and small[0] == 0.0 and sweep[5.0]["paraphrase"] >= 0.9
+    assert sweep[1.0]["keys"] == 100 and sweep[max(sweep)]["keys"] < 100 and sweep[max(sweep)]["ERR"] < 1.0
     for name in ("ROME", "FT", "FT-L"):
         assert [r["edits"] for r in fig["rows"][name]] == [1, 10, 100]
 
