@@ -50,6 +50,15 @@ def _check_week06(seed):
     return week06.check_fourier_basis(fourier.fourier_basis, seed=seed)
 
 
+def _kb_lm():
+    """kb-lm and its knowledge base (week 09's GRACE and ripple rows)."""
+    from mi_course.data.knowledge_base import load_kb
+
+    if "kb" not in Models._cache:
+        Models._cache["kb"] = (zoo.load("kb-lm"), load_kb())
+    return Models._cache["kb"]
+
+
 BAD_CALLS = {
     # -- the issue's cases: cryptic torch errors before -------------------------------------------------
     "patching: float tokens": (lambda: activation_patching.patch_resid_by_pos(
@@ -151,6 +160,17 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    "GRACE: negative deferral radius": (lambda: __import__("mi_course.methods.grace", fromlist=["Grace"]).Grace(
+        _kb_lm()[0], eps_init=-1.0), "eps_init"),
+    "GRACE: attention-only model": (lambda: __import__("mi_course.methods.grace", fromlist=["Grace"]).Grace(M.attn),
+                                    "attention-only"),
+    "GRACE: unknown sequential method": (lambda: __import__("mi_course.methods.grace", fromlist=["x"]).sequential_editing(
+        *_kb_lm(), "memit", 2, progress=False), "method must be"),
+    "ripple: a relation without composed consequences": (lambda: __import__(
+        "mi_course.methods.ripple_effects", fromlist=["x"]).person_edit(*_kb_lm(), _kb_lm()[1].subjects[0], "job",
+                                                                         "pilot"), "ripple edits of a person change"),
+    "ripple: editor is not a function": (lambda: __import__("mi_course.methods.ripple_effects", fromlist=["x"]).ripple_table(
+        *_kb_lm(), "rome", 2), "editor must be a function"),
 }
 
 
