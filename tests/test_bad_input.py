@@ -171,6 +171,13 @@ BAD_CALLS = {
                                                                          "pilot"), "ripple edits of a person change"),
     "ripple: editor is not a function": (lambda: __import__("mi_course.methods.ripple_effects", fromlist=["x"]).ripple_table(
         *_kb_lm(), "rome", 2), "editor must be a function"),
+    "MEMIT: no requests": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).apply_memit(
+        _kb_lm()[0], []), "requests is empty"),
+    "MEMIT: layers not increasing": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).memit_edits(
+        _kb_lm()[0], {"prompt": "{} was born in", "subject": _kb_lm()[1].subjects[0], "target_new": "x"}, [2, 1]),
+        "increasing"),
+    "MEMIT: update with mismatched K and R": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).memit_update(
+        torch.zeros(3, 5), torch.zeros(4, 2), torch.eye(5), 1.0), "same n"),
 }
 
 

@@ -475,3 +475,14 @@ def check_unedited_neighbours(fn, seed: int | None = None):
 
 
 EXERCISES = {ex.id: ex for ex in (SHARE, UPDATE, LAMBDA, KEYS, RESID, Z_EX, LOOP, NEIGH)}
+
+# -- GRACE and ripple effects (mi_course.checking.week09_grace), one EXERCISES dict for the week ----
+from mi_course.checking import week09_grace as _grace  # noqa: E402
+
+GRACE_LOOKUP, CODEBOOK_UPDATE, RIPPLE_CI, RETENTION = _grace.LOOKUP, _grace.UPDATE, _grace.CI, _grace.RR
+check_grace_layer_output = _grace.check_grace_layer_output
+check_codebook_update = _grace.check_codebook_update
+check_compositionality_i = _grace.check_compositionality_i
+check_retention_rates = _grace.check_retention_rates
+MEMIT_EXERCISES = dict(EXERCISES)
+EXERCISES = {**MEMIT_EXERCISES, **_grace.EXERCISES}
