@@ -7,7 +7,7 @@
 40 seeded edits (``ripple_effects.ripple_edits(model, kb, 40, seed=0)``: 20 person edits of birth_city /
 employer, 20 table edits of a city's country / an employer's headquarters), each applied alone to the
 original model, scored with the precondition filter. Rows: no edit, ROME, FT, FT-L (layer 1, where
-week 08's ROME works: ES 0.95), GRACE (layer 4, ε_init 1.0 and 3.0), and MEMIT when
+week 08's ROME works: ES 0.95), GRACE (layer 4, ε_init 1.0, 3.0 and 5.0), and MEMIT when
 ``mi_course.methods.memit`` provides ``memit_editor`` (otherwise the row says it is missing).
 ``tests/test_kb_ripple_figures.py`` re-measures the no-edit and GRACE rows.
 """
@@ -32,7 +32,8 @@ def editors() -> dict:
 
     out = {"no edit": ev.no_edit, "ROME": ev.rome_editor(WEIGHT_LAYER), "FT": ev.fine_tune_editor(WEIGHT_LAYER),
            "FT-L": ev.fine_tune_editor(WEIGHT_LAYER, norm_constraint=ev.FT_L_EPS),
-           "GRACE": grace.grace_editor(), "GRACE eps 3": grace.grace_editor(eps_init=3.0)}
+           "GRACE": grace.grace_editor(), "GRACE eps 3": grace.grace_editor(eps_init=3.0),
+           "GRACE eps 5": grace.grace_editor(eps_init=5.0)}
     try:
         from mi_course.methods.memit import memit_editor
     except ImportError as err:  # MEMIT lives in its own module (week 09's other half)
