@@ -1,0 +1,53 @@
+"""The numbers week 09's notebook prose and deck quote, read from the measured files beside ``kb-lm``'s card
+(``course/figures/week09.py``); the files themselves are re-measured by ``test_kb_editing_scaling.py``,
+``test_kb_grace_figures.py`` and ``test_kb_ripple_figures.py``."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mi_course import zoo
+
+pytestmark = pytest.mark.skipif("kb-lm" not in zoo.names(), reason="kb-lm is not in the zoo")
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "solutions" / "09_memit_grace_ripple" / "09_memit_grace_ripple.ipynb"
+SLIDES = REPO / "slides" / "09_memit_grace_ripple" / "slides.md"
+
+RIPPLE = {  # section 8's "What the model shows" and the ours-vs-paper table (percent, rounded)
+    ("ROME", "compositionality_I"): 68, ("MEMIT", "compositionality_I"): 63,
+    ("ROME", "subject_aliasing"): 78, ("MEMIT", "subject_aliasing"): 76,
+    ("ROME", "compositionality_II"): 0, ("MEMIT", "compositionality_II"): 3,
+    ("ROME", "relation_specificity"): 54, ("MEMIT", "relation_specificity"): 38,
+    ("ROME", "logical_generalisation"): 98, ("MEMIT", "logical_generalisation"): 96,
+    ("ROME", "preservation"): 95, ("MEMIT", "preservation"): 94,
+    ("GRACE", "efficacy"): 100, ("GRACE", "logical_generalisation"): 0, ("GRACE", "compositionality_I"): 0,
+    ("GRACE eps 5", "logical_generalisation"): 100, ("GRACE eps 5", "preservation"): 80,
+    ("FT", "compositionality_II"): 84, ("FT", "preservation"): 4, ("FT", "relation_specificity"): 9,
+}
+
+
+def _prose() -> str:
+    nb = json.loads(NOTEBOOK.read_text())
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_ripple_numbers_in_the_prose():
+    from mi_course.course.figures import week09
+
+    rows = week09.ripple_table()
+    for (name, crit), pct in RIPPLE.items():
+        assert round(100 * rows[name][crit]) == pct, (name, crit, rows[name][crit], pct)
+    text = _prose()
+    for pct in (68, 63, 78, 76, 54, 38, 84):
+        assert f"{pct}%" in text
+
+
+def test_memit_settings_in_the_prose():
+    from mi_course.methods import memit
+
+    model = zoo.load("kb-lm")
+    assert round(memit.default_mom2_update_weight(model)) == 469 and memit.default_layers(model) == [0, 1]
+    assert memit.MemitHparams().clamp_norm_factor == 4.0
+    text = _prose()
+    assert "λ 469" in text and "layers 0-1" in text and "4 ‖h‖" in text
