@@ -51,3 +51,17 @@ def test_memit_settings_in_the_prose():
     assert memit.MemitHparams().clamp_norm_factor == 4.0
     text = _prose()
     assert "λ 469" in text and "layers 0-1" in text and "4 ‖h‖" in text
+
+
+def test_grace_numbers_in_the_prose():
+    fig = zoo.card("kb-lm").measured("week09_grace")
+    rows = {name: {r["edits"]: r for r in rs} for name, rs in fig["rows"].items()}
+    assert round(fig["unedited_TRR"], 2) == 0.99
+    g, w = rows["GRACE"][1000], rows["GRACE eps 5.0"][1000]
+    assert (round(g["TRR"], 2), round(g["ERR"], 2), g["keys"], round(g["paraphrase"], 2)) == (0.99, 1.0, 1000, 0.0)
+    assert (round(w["paraphrase"], 2), w["keys"], round(w["ERR"], 2)) == (0.90, 949, 0.96)
+    assert (round(rows["ROME"][100]["ERR"], 2), round(rows["ROME"][100]["TRR"], 2)) == (0.0, 0.02)
+    assert round(rows["FT"][10]["TRR"], 2) == 0.07
+    text = _prose()
+    for quoted in ("TRR 0.99 and ERR 1.00", "1,000 keys", "0.90 after 1,000 edits (949 keys", "TRR to 0.02", "0.07 by 10"):
+        assert quoted in text, quoted
