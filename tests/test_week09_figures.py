@@ -65,3 +65,23 @@ def test_grace_numbers_in_the_prose():
     text = _prose()
     for quoted in ("TRR 0.99 and ERR 1.00", "1,000 keys", "0.90 after 1,000 edits (949 keys", "TRR to 0.02", "0.07 by 10"):
         assert quoted in text, quoted
+
+
+def test_scaling_numbers_in_the_prose():
+    """Section 6's paragraph quotes every point of the scaling file (ES at each size, NS beside it)."""
+    from mi_course.course.figures import week09
+
+    rows = week09.scaling()["rows"]
+    rome, mem = rows["ROME (sequential)"], rows["MEMIT (batch)"]
+    text = " ".join(_prose().split())
+    for n in sorted(rome)[1:]:
+        assert f"{rome[n]['ES']:.2f} after {n:,}" in text, n
+    for n in sorted(mem)[1:]:
+        assert f"{mem[n]['ES']:.2f} at {n:,}" in text, n
+    assert "(" + ", ".join(f"{rome[n]['NS']:.2f}" for n in sorted(rome)[1:]) + ")" in text
+    assert "(NS " + ", ".join(f"{mem[n]['NS']:.2f}" for n in sorted(mem)[1:]) + ")" in text
+    assert f"ES {rome[1]['ES']:.2f} and PS {rome[1]['PS']:.2f}" in text and mem[1]["ES"] == rome[1]["ES"]
+    # "at least as good as sequential ROME at every size"
+    assert all(mem[n]["S"] >= rome[n]["S"] - 1e-9 for n in set(rome) & set(mem))
+    quotes = week09.scaling_quotes()
+    assert quotes[f"ROME ES {max(rome)}"] in text

@@ -36,3 +36,15 @@ def scaling_curve():
 def ripple_table() -> dict:
     """``{row name: {criterion: accuracy}}`` from the ripple file (fractions)."""
     return zoo.card("kb-lm").measured("week09_ripple")["rows"]
+
+
+def scaling_quotes() -> dict[str, str]:
+    """The scaling numbers the notebook's section 6 and the deck quote, formatted as they appear
+    (``"ROME ES 32"`` -> ``"0.59"``), for every point in the file."""
+    rows = scaling()["rows"]
+    out = {}
+    for name, short in (("ROME (sequential)", "ROME"), ("MEMIT (batch)", "MEMIT")):
+        for n, s in rows.get(name, {}).items():
+            for m in ("ES", "PS", "NS", "S"):
+                out[f"{short} {m} {n}"] = f"{s[m]:.2f}"
+    return out
