@@ -44,6 +44,13 @@ def test_file_shape_and_claims(fig):
     assert sweep[1.0]["keys"] == 100 and sweep[max(sweep)]["keys"] < 100 and sweep[max(sweep)]["ERR"] < 1.0
     for name in ("ROME", "FT", "FT-L"):
         assert [r["edits"] for r in fig["rows"][name]] == [1, 10, 100]
+        # weight editors applied one after another forget the untouched facts and the earlier edits
+        assert _row(fig["rows"][name], 100)["TRR"] < 0.2 and _row(fig["rows"][name], 100)["ERR"] < 0.6
+    assert _row(fig["rows"]["ROME"], 1)["TRR"] >= 0.98
+    # a paraphrase-wide radius keeps most of both over 1,000 edits, at the price of some keys and edits
+    wide = fig["rows"]["GRACE eps 5.0"]
+    assert _row(wide, 1000)["paraphrase"] >= 0.85 and _row(wide, 1000)["TRR"] >= 0.97
+    assert 0.9 <= _row(wide, 1000)["ERR"] < 1.0 and _row(wide, 1000)["keys"] < 1000
 
 
 @pytest.mark.slow
