@@ -2,6 +2,7 @@
 ``benchmarks/kb_grace_figures.py --write``): the file's shape and claims, and its 10-edit rows re-measured."""
 
 import pytest
+import torch
 
 from mi_course import zoo
 from mi_course.data.knowledge_base import load_kb
@@ -79,5 +80,5 @@ def test_key_distances_re_measured(fig, model):
     want = fig["key_distances"]
     q = [0.0, 0.05, 0.5, 0.95, 1.0]
     for k, v in got.items():
-        assert [round(float(x), 2) for x in v.quantile(__import__("torch").tensor(q))] == pytest.approx(want[k], abs=0.02)
+        assert [round(float(x), 2) for x in v.quantile(torch.tensor(q))] == pytest.approx(want[k], abs=0.02)
     assert want["paraphrase"][-1] < want["other_people"][0] and want["paraphrase"][-1] < want["other_relations"][0]
