@@ -2,6 +2,7 @@
 ``benchmarks/kb_grace_figures.py --write``): the file's shape and claims, and its 10-edit rows re-measured."""
 
 import pytest
+import torch
 
 from mi_course import zoo
 from mi_course.data.knowledge_base import load_kb
@@ -44,6 +45,13 @@ def test_file_shape_and_claims(fig):
     assert sweep[1.0]["keys"] == 100 and sweep[max(sweep)]["keys"] < 100 and sweep[max(sweep)]["ERR"] < 1.0
     for name in ("ROME", "FT", "FT-L"):
         assert [r["edits"] for r in fig["rows"][name]] == [1, 10, 100]
+        # weight editors applied one after another forget the untouched facts and the earlier edits
+        assert _row(fig["rows"][name], 100)["TRR"] < 0.2 and _row(fig["rows"][name], 100)["ERR"] < 0.6
+    assert _row(fig["rows"]["ROME"], 1)["TRR"] >= 0.98
+    # a paraphrase-wide radius keeps most of both over 1,000 edits, at the price of some keys and edits
+    wide = fig["rows"]["GRACE eps 5.0"]
+    assert _row(wide, 1000)["paraphrase"] >= 0.85 and _row(wide, 1000)["TRR"] >= 0.97
+    assert 0.9 <= _row(wide, 1000)["ERR"] < 1.0 and _row(wide, 1000)["keys"] < 1000
 
 
 @pytest.mark.slow
@@ -72,5 +80,5 @@ def test_key_distances_re_measured(fig, model):
     want = fig["key_distances"]
     q = [0.0, 0.05, 0.5, 0.95, 1.0]
     for k, v in got.items():
-        assert [round(float(x), 2) for x in v.quantile(__import__("torch").tensor(q))] == pytest.approx(want[k], abs=0.02)
+        assert [round(float(x), 2) for x in v.quantile(torch.tensor(q))] == pytest.approx(want[k], abs=0.02)
     assert want["paraphrase"][-1] < want["other_people"][0] and want["paraphrase"][-1] < want["other_relations"][0]

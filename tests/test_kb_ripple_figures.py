@@ -49,6 +49,12 @@ def test_file_shape(fig):
     g = rows["GRACE"]
     assert g["efficacy"] == 1.0 and g["relation_specificity"] == 1.0 and g["preservation"] >= 0.95
     assert g["compositionality_I"] == 0.0 and g["subject_aliasing"] == 0.0
+    # a paraphrase-wide radius (5.0) generalises over wordings but reaches other cities' keys (table edits)
+    assert rows["GRACE eps 5"]["logical_generalisation"] == 1.0 and rows["GRACE eps 5"]["preservation"] < 0.9
+    # weight edits at the subject reach the composed facts (CI) and hurt the subject's other relations (RS)
+    for name in ("ROME", "MEMIT"):
+        if isinstance(rows[name], dict):
+            assert rows[name]["compositionality_I_stored"] > 0.5 and rows[name]["relation_specificity"] < 0.7
 
 
 def test_no_edit_row_re_measured(fig, model):
