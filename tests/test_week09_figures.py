@@ -85,3 +85,17 @@ def test_scaling_numbers_in_the_prose():
     assert all(mem[n]["S"] >= rome[n]["S"] - 1e-9 for n in set(rome) & set(mem))
     quotes = week09.scaling_quotes()
     assert quotes[f"ROME ES {max(rome)}"] in text
+
+
+def test_deck_numbers():
+    """The deck quotes the scaling file's points, and the GRACE / ripple numbers of the notebook's prose."""
+    from mi_course.course.figures import week09
+
+    rows = week09.scaling()["rows"]
+    deck = SLIDES.read_text()
+    for name, label in (("ROME (sequential)", "sequential ROME (layer 1), ES: "), ("MEMIT (batch)", "MEMIT (layers 0-1, one batch), ES: ")):
+        r = rows[name]
+        assert label + ", ".join(f"{r[n]['ES']:.2f} ({n:,})" for n in sorted(r)) in deck
+    for quoted in ("TRR 0.99, ERR 1.00, 1,000 keys", "paraphrases 0.90 (949 keys)", "ROME CI 68%, RS 54%",
+                   "MEMIT CI 63%, RS 38%", "0% and 3%", "λ = 15,000 · 512 / 16,384 ≈ 469"):
+        assert quoted in deck, quoted
