@@ -7,10 +7,13 @@
 
 Requests: ``edit_evaluation.kb_cases(model, kb, 1000, seed=SEED)`` (counterfactual objects for 1,000 of
 the KB's 1,500 base facts). ROME at layer ``ROME_LAYER`` (the last layer of MEMIT's range, as the paper's
-GPT-2 XL comparison), applied one request after another and scored after the first 1, 10, 100, 1,000;
-MEMIT over ``memit.default_layers`` inserting the first n at once. Every point is scored on all n edited
-requests (ES, PS, NS; neighbourhood prompts about subjects that are themselves edited are left out).
-``tests/test_kb_editing_scaling.py`` re-measures the 1- and 10-edit points.
+GPT-2 XL comparison), applied one request after another and scored after the first 1, 10, 32, 100, 316,
+1,000; MEMIT over ``memit.default_layers`` inserting the first n at once (its targets z depend only on the
+unedited model, so each is computed once). Every point is scored on all n edited requests (ES, PS, NS;
+neighbourhood prompts about subjects that are themselves edited are left out). Each part saves its points
+as it reaches them (``--part ... --json``), so a run stopped early keeps what it measured; the file records
+the points reached and the seconds spent. ``tests/test_kb_editing_scaling.py`` re-measures the 1- and
+10-edit points.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_file_shape_and_claims(fig):
     assert fig["settings"]["seed"] >= 0 and all(v > 0 for v in fig["seconds"].values())
     for n in ("1", "10", "32", "100"):
         assert n in rows["ROME (sequential)"] and n in rows["MEMIT (batch)"]
-    assert all(r["ES"] == 0.0 and r["NS"] >= 0.99 for r in rows["no edit"].values())
+    assert all(r["ES"] <= 0.01 and r["NS"] >= 0.99 for r in rows["no edit"].values())  # the unedited model
     rome, mem = rows["ROME (sequential)"], rows["MEMIT (batch)"]
     # the paper's shape: sequential ROME degrades from a few tens of edits on, MEMIT in one batch holds longer
     assert rome["1"]["ES"] == 1.0 and rome["32"]["ES"] < 0.7
