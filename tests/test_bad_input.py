@@ -57,6 +57,13 @@ def _kn(fn_name, *args, **kwargs):
     if "kb" not in Models._cache:
         Models._cache["kb"] = zoo.load("kb-lm")
     return getattr(kn, fn_name)(Models._cache["kb"], *args, **kwargs)
+def _kb_lm():
+    """kb-lm and its knowledge base (week 09's GRACE and ripple rows)."""
+    from mi_course.data.knowledge_base import load_kb
+
+    if "kb" not in Models._cache:
+        Models._cache["kb"] = (zoo.load("kb-lm"), load_kb())
+    return Models._cache["kb"]
 
 
 BAD_CALLS = {
@@ -186,6 +193,24 @@ BAD_CALLS = {
         "expected a transcoder"),
     "feature circuits: pruning with a negative threshold": (lambda: __import__(
         "mi_course.methods.sparse_feature_circuits", fromlist=["x"]).prune({}, -0.5), "non-negative"),
+    "GRACE: negative deferral radius": (lambda: __import__("mi_course.methods.grace", fromlist=["Grace"]).Grace(
+        _kb_lm()[0], eps_init=-1.0), "eps_init"),
+    "GRACE: attention-only model": (lambda: __import__("mi_course.methods.grace", fromlist=["Grace"]).Grace(M.attn),
+                                    "attention-only"),
+    "GRACE: unknown sequential method": (lambda: __import__("mi_course.methods.grace", fromlist=["x"]).sequential_editing(
+        *_kb_lm(), "memit", 2, progress=False), "method must be"),
+    "ripple: a relation without composed consequences": (lambda: __import__(
+        "mi_course.methods.ripple_effects", fromlist=["x"]).person_edit(*_kb_lm(), _kb_lm()[1].subjects[0], "job",
+                                                                         "pilot"), "ripple edits of a person change"),
+    "ripple: editor is not a function": (lambda: __import__("mi_course.methods.ripple_effects", fromlist=["x"]).ripple_table(
+        *_kb_lm(), "rome", 2), "editor must be a function"),
+    "MEMIT: no requests": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).apply_memit(
+        _kb_lm()[0], []), "requests is empty"),
+    "MEMIT: layers not increasing": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).memit_edits(
+        _kb_lm()[0], {"prompt": "{} was born in", "subject": _kb_lm()[1].subjects[0], "target_new": "x"}, [2, 1]),
+        "increasing"),
+    "MEMIT: update with mismatched K and R": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).memit_update(
+        torch.zeros(3, 5), torch.zeros(4, 2), torch.eye(5), 1.0), "same n"),
 }
 
 

@@ -32,6 +32,9 @@ Linear probes with control tasks (Hewitt & Liang 2019)    probing               
 Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
+MEMIT: mass-editing memory (Meng et al. 2023)            memit                    09
+GRACE: lifelong-editing codebook (Hartvigsen et al. 2023) grace                    09
+RippleEdits' ripple criteria (Cohen et al. 2024)          ripple_effects           09
 Knowledge neurons (Dai et al. 2022); Niu et al. 2024      knowledge_neurons        11
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12

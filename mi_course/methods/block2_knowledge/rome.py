@@ -173,12 +173,15 @@ def edit_hooks(edit: Edit) -> list[tuple[str, object]]:
 
 
 @contextmanager
-def edited(model, edit: Edit | None) -> Iterator[None]:
-    """Inside the block, every forward of ``model`` runs with ``edit`` (through hooks; weights untouched)."""
-    if edit is None:
+def edited(model, edit: Edit | Sequence[Edit] | None) -> Iterator[None]:
+    """Inside the block, every forward of ``model`` runs with ``edit`` (through hooks; weights untouched).
+
+    ``edit`` may be a list of edits (MEMIT's, one per layer): all of them apply at once."""
+    edits = [] if edit is None else [edit] if isinstance(edit, Edit) else list(edit)
+    if not edits:
         yield
         return
-    with model.hooks(fwd_hooks=edit_hooks(edit)):
+    with model.hooks(fwd_hooks=[h for e in edits for h in edit_hooks(e)]):
         yield
 
 
