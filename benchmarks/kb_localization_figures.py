@@ -3,7 +3,7 @@
     python benchmarks/kb_localization_figures.py            # print
     python benchmarks/kb_localization_figures.py --write    # also write measured_week10_localization.json
 
-60 seeded known facts (``edit_evaluation.known_facts``, seed 0); for each, the hidden-state tracing
+40 seeded known facts (``edit_evaluation.known_facts``, seed 0); for each, the hidden-state tracing
 effect at the last subject token at every layer (10 noise samples) and ROME's rewrite score at every
 layer (a seeded counterfactual object), then the R² table (edit success on layer / tracing / both).
 ``tests/test_localization_vs_editing.py`` re-measures three facts and recomputes the table.
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-N_FACTS = 60
+N_FACTS = 40
 SEED = 0
 
 

@@ -151,7 +151,17 @@ BAD_CALLS = {
         torch.full((5, 5, 2), math.nan)), "NaN"),
     "gradients: empty batch": (lambda: attribution_patching.gradients(
         M.ioi, DS.tokens[:0], _metric(), [hooks.z(0)]), "empty"),
+    "localization vs editing: tracing and success of different shapes": (lambda: _lve().regression_table(
+        torch.zeros(3, 2), torch.zeros(3, 3)), r"\[facts, layers\]"),
+    "localization vs editing: a layer outside the one-hot": (lambda: _lve().one_hot(torch.tensor([0, 4]), 3), "0..2"),
+    "localization vs editing: rewrite score of a probability 1": (lambda: _lve().rewrite_score(1.0, 0.5), "probabilit"),
 }
+
+
+def _lve():
+    from mi_course.methods import localization_vs_editing
+
+    return localization_vs_editing
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))

@@ -223,7 +223,7 @@ def _table_wrong(layer_major=False, numeric_layer=False, te_no_intercept=False):
             layers = torch.arange(L).repeat_interleave(F)
         else:
             layers = torch.arange(L).repeat(F)
-        layer_X = layers[:, None].double() if numeric_layer else lve.one_hot(layers, L)
+        layer_X = layers[:, None].double() if numeric_layer else lve.one_hot(layers, L)[:, 1:]
         r = [lve.r_squared(layer_X, y), lve.r_squared(te, y, intercept=not te_no_intercept),
              lve.r_squared(torch.cat([layer_X, te], 1), y)]
         return torch.tensor(r, dtype=torch.float64)
@@ -242,8 +242,9 @@ TABLE = Exercise(
         Mistake("tracing fit without intercept", _table_wrong(te_no_intercept=True),
                 "the tracing-only regression needs an intercept too (a column of ones)."),
     ],
-    hint="y = success.reshape(-1); layer one-hot of torch.arange(L).repeat(F); tracing.reshape(-1, 1); "
-         "R² of each design (with an intercept); return torch.tensor([layer, tracing, both]).",
+    hint="y = success.reshape(-1); layer one-hot of torch.arange(L).repeat(F) without its first column (the "
+         "intercept stands for layer 0); tracing.reshape(-1, 1); R² of each design (with an intercept); "
+         "return torch.tensor([layer, tracing, both]).",
 )
 
 

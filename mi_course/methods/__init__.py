@@ -32,6 +32,7 @@ Linear probes with control tasks (Hewitt & Liang 2019)    probing               
 Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
+Does localization inform editing? (Hase et al. 2023)      localization_vs_editing  10
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
   2023) + Anthropic 2024 update (ReLU+L1), TopK (Gao

@@ -136,14 +136,16 @@ def _pair(tracing, success) -> tuple[torch.Tensor, torch.Tensor]:
 def design_matrix(tracing: torch.Tensor, model: str) -> torch.Tensor:
     """The predictors of one regression for ``tracing [facts, layers]`` flattened fact-major.
 
-    ``"layer"``: one-hot of the layer ``[F*L, L]``; ``"tracing"``: the tracing effect ``[F*L, 1]``;
-    ``"both"``: the two side by side ``[F*L, L + 1]``.
+    ``"layer"``: one-hot of the layer without its first column ``[F*L, L - 1]`` (layer 0 is the
+    baseline that :func:`r_squared`'s intercept stands for: with all ``L`` columns and an intercept
+    the design is rank-deficient, and some least-squares drivers then return a wrong fit);
+    ``"tracing"``: the tracing effect ``[F*L, 1]``; ``"both"``: the two side by side ``[F*L, L]``.
     """
     te = _matrix("tracing", tracing, 2).double()
     if model not in MODELS:
         raise InputError(f"model must be one of {MODELS}, got {model!r}")
     F, L = te.shape
-    layer = one_hot(torch.arange(L).repeat(F), L)
+    layer = one_hot(torch.arange(L).repeat(F), L)[:, 1:]
     if model == "layer":
         return layer
     if model == "tracing":

@@ -1,0 +1,83 @@
+"""The numbers week 10's notebook prose and deck quote, recomputed from the shipped sweep
+(``course/figures/week10.py``; the sweep itself is re-measured on three facts by
+``tests/test_localization_vs_editing.py``)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mi_course import zoo
+
+pytestmark = pytest.mark.skipif("kb-lm" not in zoo.names(), reason="kb-lm is not in the zoo")
+REPO = Path(__file__).resolve().parents[1]
+WEEK = "10_localization_vs_editing"
+
+
+def _f2(x):
+    return "n/a" if x != x else f"{x:.2f}"
+
+
+@pytest.fixture(scope="module")
+def n():
+    from mi_course.course.figures import week10
+
+    return week10.numbers()
+
+
+def _quoted(n) -> list[str]:
+    r2, sh, lc = n["r2"], n["r2_shuffled"], n["layer_choice"]
+    return [
+        f"Layer alone explains R² {r2['layer']:.2f}", f"the tracing effect alone {r2['tracing']:.2f}",
+        f"both {r2['both']:.2f}", f"adds {r2['both'] - r2['layer']:.2f}",
+        f"an increment of {sh['both'] - sh['layer']:.3f}",
+        f"{n['r2_paraphrase']['layer']:.2f} /\n{n['r2_paraphrase']['tracing']:.2f} / {n['r2_paraphrase']['both']:.2f}",
+        ", ".join(_f2(x) for x in n["per_layer_correlation"]) + " at layers 0-5",
+        f"coincide for {n['peak_agreement']:.0%} of facts",
+        f"tracing peak gives a mean rewrite score of {lc['tracing']:.2f}",
+        f"(layer {lc['fixed_layer']}) gives {lc['fixed']:.2f}; the oracle {lc['oracle']:.2f}",
+        ", ".join(f"{x:.2f}" for x in n["mean_tracing"][:3]) + " at layers 0-2",
+        ", ".join(f"{x:.2f}" for x in n["mean_rewrite"][3:]) + " at layers 3-5",
+        f"run them on {n['n_facts']} facts",
+    ]
+
+
+def _markdown() -> str:
+    nb = nbformat.read(REPO / "solutions" / WEEK / f"{WEEK}.ipynb", as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_the_notebook_quotes_the_measured_numbers(n):
+    text = _markdown()
+    missing = [q for q in _quoted(n) if q not in text]
+    assert not missing, f"the notebook's prose does not quote the measured {missing}"
+
+
+def test_the_deck_quotes_the_measured_numbers(n):
+    deck = (REPO / "slides" / WEEK / "slides.md").read_text()
+    r2, lc = n["r2"], n["layer_choice"]
+    for q in (f"| `kb-lm` | {r2['layer']:.2f} | {r2['tracing']:.2f} | {r2['both']:.2f} |",
+              f"{r2['layer']:.2f} / {r2['tracing']:.2f} / {r2['both']:.2f}",
+              f"each fact's tracing peak {lc['tracing']:.2f}", f"tracing peak for {n['peak_agreement']:.0%} of facts",
+              ", ".join(_f2(x) for x in n["per_layer_correlation"][:3])):
+        assert q in deck, q
+
+
+def test_the_paper_figures_match_the_guide():
+    from mi_course.course.figures import week10
+
+    assert week10.PAPER == {"layer": 0.947, "tracing": 0.016, "both": 0.948, "rho_layer6": -0.13}
+    text = _markdown()
+    assert "0.947" in text and "0.016" in text and "0.948" in text and "-0.13" in text
+
+
+def test_the_deck_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mi_course.course.figures import week10
+
+    for name in ("by_layer", "scatter", "r2_table"):
+        fig = getattr(week10, name)()
+        assert fig.axes
+        matplotlib.pyplot.close(fig)
