@@ -29,7 +29,7 @@ def _quoted(n) -> list[str]:
     r2, sh, lc = n["r2"], n["r2_shuffled"], n["layer_choice"]
     return [
         f"Layer alone explains R² {r2['layer']:.2f}", f"the tracing effect alone {r2['tracing']:.2f}",
-        f"both {r2['both']:.2f}", f"adds {r2['both'] - r2['layer']:.2f}",
+        f"both {r2['both']:.2f}", f"adds {r2['both'] - r2['layer']:.3f}",
         f"an increment of {sh['both'] - sh['layer']:.3f}",
         f"{n['r2_paraphrase']['layer']:.2f} /\n{n['r2_paraphrase']['tracing']:.2f} / {n['r2_paraphrase']['both']:.2f}",
         ", ".join(_f2(x) for x in n["per_layer_correlation"]) + " at layers 0-5",
