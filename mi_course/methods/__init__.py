@@ -32,7 +32,7 @@ Linear probes with control tasks (Hewitt & Liang 2019)    probing               
 Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing           08
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
-Components carrying a bias, tuning only them (Chintam   bias_components          10
+Components carrying a bias, tuning only them (Chintam     bias_components          10
   et al. 2023): causal mediation over heads and MLPs
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
