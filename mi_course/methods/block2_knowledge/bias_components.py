@@ -522,3 +522,57 @@ def damage(model, kb, n_docs: int = 200, doc_start: int = 20000) -> dict[str, fl
     r = recall(model, kb, "heldout", relations=kb.relations)
     return {"recall_heldout": r["all"], "recall_heldout_job": r["job"],
             "loss": document_loss(model, kb, kb.training_documents(n_docs, doc_start))}
+
+
+# --- the whole study ---------------------------------------------------------------------------
+def bias_study(model, kb, n_pairs: int = 10, ks: Sequence[int] = (2, 4), random_seeds: Sequence[int] = (0, 1, 2),
+               n_docs: int = 256, steps: int = 30, lr: float = 1e-3, whole_lrs: Sequence[float] = (1e-3, 1e-4),
+               n_damage_docs: int = 200, progress: bool = True) -> dict:
+    """Locate, adapt, evaluate (the benchmark ``kb_bias_figures.py`` records this once).
+
+    The bias on held-out names before any change, the KB's own and a balanced reference, every
+    component's indirect effect, then rows of fine-tunes on :func:`balanced_documents`: the top-k
+    located components, as many random heads and MLPs (``random_seeds``), every head's and MLP's
+    output weights, and the whole model (at each of ``whole_lrs``), each with the bias after and the
+    damage (:func:`damage`). All fine-tunes share ``steps``, the batch and the documents.
+    """
+    t_all = time.perf_counter()
+    prompts = bias_prompts(kb, n_pairs, "eval")
+    out: dict = {"settings": {"n_pairs": n_pairs, "n_eval_prompts": 2 * len(prompts), "templates": len(prompts.templates),
+                              "steps": steps, "lr": lr, "batch_size": 32, "n_docs": n_docs, "n_damage_docs": n_damage_docs,
+                              "damage_doc_start": 20000}}
+    out["bias_before"] = bias_score(model, kb, prompts)
+    out["kb_bias"] = kb_bias(kb)
+    out["kb_shares"] = kb_shares(kb)
+    out["balanced_bias"] = balanced_bias(kb)
+    out["share_before"] = {"female": group_share(model, kb, prompts.female, "female"),
+                           "male": group_share(model, kb, prompts.male, "male")}
+    t = time.perf_counter()
+    effects = mediation_effects(model, kb, prompts, progress=progress)
+    out["mediation_seconds"] = time.perf_counter() - t
+    out["components"] = effects
+    out["damage_before"] = damage(model, kb, n_damage_docs)
+    docs = balanced_documents(kb, n_docs)
+    out["settings"]["n_docs_balanced"] = len(docs)
+    ranked = [e["component"] for e in effects]
+    plans = []
+    for k in ks:
+        plans.append((f"located top-{k}", ranked[:k], lr, None))
+        for s in random_seeds:
+            plans.append((f"random like top-{k}", random_components(model, k, s, exclude=ranked[:k], like=ranked[:k]), lr, s))
+    plans.append(("all heads and MLPs", ranked, lr, None))
+    for wl in whole_lrs:
+        plans.append((f"whole model, lr {wl:g}", "whole", wl, None))
+    rows = []
+    from tqdm.auto import tqdm
+    for name, cs, rate, s in tqdm(plans, desc="fine-tunes", disable=not progress):
+        tuned, info = fine_tune(model, kb, docs, cs, steps=steps, lr=rate)
+        b = bias_score(tuned, kb, prompts)
+        row = {"name": name, "components": cs if isinstance(cs, str) else list(cs), "lr": rate, "seed": s,
+               "bias_after": b, "bias_removed": 1 - b / out["bias_before"], "n_trainable": info["n_trainable"],
+               "final_train_loss": sum(info["losses"][-5:]) / len(info["losses"][-5:]), "seconds": info["seconds"]}
+        row.update(damage(tuned, kb, n_damage_docs))
+        rows.append(row)
+    out["rows"] = rows
+    out["seconds"] = time.perf_counter() - t_all
+    return out
