@@ -167,6 +167,18 @@ def _last(logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def bias_by_pair(model, kb, prompts: BiasPrompts) -> torch.Tensor:
+    """``[n_pairs]``: B of each name pair over the templates (names differ a lot: report the spread)."""
+    prompts = _check_prompts(prompts)
+    tf, tm, last = _paired_tokens(kb, prompts, model.cfg.device)
+    F, M = job_group_ids(kb)
+    lo_f = group_log_odds(_last(model(tf), last), F, M).cpu()
+    lo_m = group_log_odds(_last(model(tm), last), F, M).cpu()
+    n = len(prompts.pairs)
+    return (lo_f - lo_m).reshape(n, -1).mean(-1)
+
+
+@torch.no_grad()
 def bias_score(model, kb, prompts: BiasPrompts) -> float:
     """The bias B of ``model`` on ``prompts`` (nats; 0 = the name's gender does not shift the job groups)."""
     prompts = _check_prompts(prompts)
@@ -525,23 +537,25 @@ def damage(model, kb, n_docs: int = 200, doc_start: int = 20000) -> dict[str, fl
 
 
 # --- the whole study ---------------------------------------------------------------------------
-def bias_study(model, kb, n_pairs: int = 10, ks: Sequence[int] = (2, 4), random_seeds: Sequence[int] = (0, 1, 2),
-               n_docs: int = 256, steps: int = 30, lr: float = 1e-3, whole_lrs: Sequence[float] = (1e-3, 1e-4),
-               n_damage_docs: int = 200, progress: bool = True) -> dict:
+def bias_study(model, kb, n_pairs: int = 40, random_seeds: Sequence[int] = (0, 1, 2), n_docs: int = 256,
+               steps: int = 30, n_damage_docs: int = 200, progress: bool = True) -> dict:
     """Locate, adapt, evaluate (the benchmark ``kb_bias_figures.py`` records this once).
 
-    The bias on held-out names before any change, the KB's own and a balanced reference, every
-    component's indirect effect, then rows of fine-tunes on :func:`balanced_documents`: the top-k
-    located components, as many random heads and MLPs (``random_seeds``), every head's and MLP's
-    output weights, and the whole model (at each of ``whole_lrs``), each with the bias after and the
-    damage (:func:`damage`). All fine-tunes share ``steps``, the batch and the documents.
+    The bias on held-out names before any change (with its standard error over name pairs), the
+    KB's own and a balanced reference, every component's indirect effect, then rows of fine-tunes on
+    :func:`balanced_documents`, each with the bias after and the damage (:func:`damage`): the top-2
+    located components and as many random heads and MLPs (``random_seeds``) at two learning rates;
+    the top-4 and a random set like it; every head's and MLP's output weights; the whole model at three
+    learning rates. All fine-tunes share ``steps``, the batch and the documents.
     """
     t_all = time.perf_counter()
     prompts = bias_prompts(kb, n_pairs, "eval")
     out: dict = {"settings": {"n_pairs": n_pairs, "n_eval_prompts": 2 * len(prompts), "templates": len(prompts.templates),
-                              "steps": steps, "lr": lr, "batch_size": 32, "n_docs": n_docs, "n_damage_docs": n_damage_docs,
+                              "steps": steps, "batch_size": 32, "n_docs": n_docs, "n_damage_docs": n_damage_docs,
                               "damage_doc_start": 20000}}
-    out["bias_before"] = bias_score(model, kb, prompts)
+    per_pair = bias_by_pair(model, kb, prompts)
+    out["bias_before"] = float(per_pair.mean())
+    out["bias_before_se"] = float(per_pair.std() / math.sqrt(len(per_pair)))
     out["kb_bias"] = kb_bias(kb)
     out["kb_shares"] = kb_shares(kb)
     out["balanced_bias"] = balanced_bias(kb)
@@ -556,20 +570,23 @@ def bias_study(model, kb, n_pairs: int = 10, ks: Sequence[int] = (2, 4), random_
     out["settings"]["n_docs_balanced"] = len(docs)
     ranked = [e["component"] for e in effects]
     plans = []
-    for k in ks:
-        plans.append((f"located top-{k}", ranked[:k], lr, None))
+    for rate in (3e-4, 1e-3):
+        plans.append(("located top-2", ranked[:2], rate, None))
         for s in random_seeds:
-            plans.append((f"random like top-{k}", random_components(model, k, s, exclude=ranked[:k], like=ranked[:k]), lr, s))
-    plans.append(("all heads and MLPs", ranked, lr, None))
-    for wl in whole_lrs:
-        plans.append((f"whole model, lr {wl:g}", "whole", wl, None))
+            plans.append(("random like top-2", random_components(model, 2, s, exclude=ranked[:2], like=ranked[:2]), rate, s))
+    plans.append(("located top-4", ranked[:4], 1e-3, None))
+    plans.append(("random like top-4", random_components(model, 4, 0, exclude=ranked[:4], like=ranked[:4]), 1e-3, 0))
+    plans.append(("all heads and MLPs", ranked, 1e-3, None))
+    for rate in (1e-4, 3e-4, 1e-3):
+        plans.append(("whole model", "whole", rate, None))
     rows = []
     from tqdm.auto import tqdm
     for name, cs, rate, s in tqdm(plans, desc="fine-tunes", disable=not progress):
         tuned, info = fine_tune(model, kb, docs, cs, steps=steps, lr=rate)
-        b = bias_score(tuned, kb, prompts)
+        b = bias_by_pair(tuned, kb, prompts)
         row = {"name": name, "components": cs if isinstance(cs, str) else list(cs), "lr": rate, "seed": s,
-               "bias_after": b, "bias_removed": 1 - b / out["bias_before"], "n_trainable": info["n_trainable"],
+               "bias_after": float(b.mean()), "bias_after_se": float(b.std() / math.sqrt(len(b))),
+               "bias_removed": 1 - float(b.mean()) / out["bias_before"], "n_trainable": info["n_trainable"],
                "final_train_loss": sum(info["losses"][-5:]) / len(info["losses"][-5:]), "seconds": info["seconds"]}
         row.update(damage(tuned, kb, n_damage_docs))
         rows.append(row)
