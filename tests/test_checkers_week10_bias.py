@@ -41,7 +41,7 @@ def test_references_equal_the_package():
     comps_ = ["0.1", "MLP3", "4.3"]
     cfg = model.cfg
     mine = w.output_weight_masks(cfg.n_layers, cfg.n_heads, cfg.d_head, cfg.d_model, cfg.d_mlp,
-                                 [bc._component(model, c) for c in comps_])
+                                 bc.parse_components(model, comps_))
     pkg_m = bc.weight_masks(model, comps_)
     assert all(torch.equal(mine[k], pkg_m[k]) for k in ("W_O", "W_out"))
 

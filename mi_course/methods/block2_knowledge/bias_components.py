@@ -240,6 +240,14 @@ def _component(model, c) -> comps.Component:
     return c
 
 
+def parse_components(model, cs: Iterable) -> list[comps.Component]:
+    """Components from names (``"3.1"`` a head, ``"MLP2"`` an MLP), ``(layer, head)`` tuples or
+    :mod:`mi_course.methods.components` objects (heads and MLPs over all positions only)."""
+    if isinstance(cs, (str, comps.Component)):
+        cs = [cs]
+    return [_component(model, c) for c in cs]
+
+
 def patch_hook(component: comps.Component, source: torch.Tensor):
     """A forward hook that writes ``component``'s slice of ``source`` (the same hook's activation
     from the counterfactual run) into the running activation."""
