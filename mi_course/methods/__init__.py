@@ -33,6 +33,8 @@ Causal tracing (Meng et al. 2022, ROME Figs. 1-3)          causal_tracing       
 ROME: rank-one model editing (Meng et al. 2022)           rome                     08
 Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation          08
 Does localization inform editing? (Hase et al. 2023)      localization_vs_editing  10
+Components carrying a bias, tuning only them (Chintam     bias_components          10
+  et al. 2023): causal mediation over heads and MLPs
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
   2023) + Anthropic 2024 update (ReLU+L1), TopK (Gao
