@@ -106,6 +106,11 @@ def test_the_bias_section_quotes_the_bias_sweep():
     quoted += [f"lr {r['lr']:.0e}: {r['bias_removed']:.0%} removed, recall {r['recall_heldout']:.2f}"
                for r in fig["rows"] if r["name"].startswith("whole model")]
     assert fig["bias_before"] > fig["kb_bias"]  # "more than the data's own"
+    deck = " ".join((REPO / "slides" / WEEK / "slides.md").read_text().split())
+    for q in (f"{fig['bias_before']:.2f} nats on unseen names (data: {fig['kb_bias']:.2f})",
+              f"strongest {top[0]['component']} ({top[0]['effect']:.2f}), {top[1]['component']} ({top[1]['effect']:.2f})",
+              f"located top-2 remove {loc2[0]:.0%} (recall {loc2[1]:.2f}); random top-2 {rnd2[0]:.0%} (recall {rnd2[1]:.2f})"):
+        assert q in deck, q
     verdict = ("removes more of the bias than random ones" if loc2[0] > rnd2[0] else "does not beat random components")
     quoted.append(verdict)
     missing = [q for q in quoted if " ".join(q.split()) not in text]
