@@ -52,3 +52,13 @@ def test_visible_check_never_raises():
     assert w.check_bias_metric(stub) == False
     assert w.check_bias_metric(w.bias_metric) == True
     assert w.yours_or_reference(stub, w.METRIC) is w.METRIC.reference
+
+
+def test_swap_gender_equals_the_package():
+    kb = w._kb()
+    docs = [d for d in kb.training_documents(300) if bc.counterfactual_document(kb, d)]
+    names = set(kb.subjects)
+    for d in docs[:50]:
+        ws = d.split(" ")
+        name = next(f"{a} {b}" for a, b in zip(ws, ws[1:]) if f"{a} {b}" in names)
+        assert w.swap_gender(d, name, bc.swap_first_name(kb, name)) == bc.counterfactual_document(kb, d)

@@ -289,4 +289,72 @@ def check_output_weight_masks(fn, seed: int | None = None):
     return _visible(MASKS, fn, seed)
 
 
-EXERCISES = {ex.id: ex for ex in (METRIC, MEDIATION, MASKS)}
+# -- 4. counterfactual data: swap a biography's gender -------------------------------------------
+def swap_gender(doc: str, name: str, new_name: str) -> str:
+    """``doc`` (words separated by single spaces) with the person ``name`` renamed ``new_name`` (another
+    first name, the same last name) and every pronoun swapped: He <-> She, he <-> she."""
+    swap = {"He": "She", "She": "He", "he": "she", "she": "he"}
+    words = doc.split(" ")
+    first, last = name.split()
+    out = []
+    for i, w in enumerate(words):
+        if w == first and i + 1 < len(words) and words[i + 1] == last:
+            out.append(new_name.split()[0])
+        else:
+            out.append(swap.get(w, w))
+    return " ".join(out)
+
+
+def _swap_cases(seed: int) -> list[Case]:
+    kb = _kb()
+    g = torch.Generator().manual_seed(seed)
+    start = int(torch.randint(0, 5000, (1,), generator=g))
+    docs = kb.training_documents(400, start)
+    names = set(kb.subjects)
+
+    def person(d):
+        w = d.split(" ")
+        found = [f"{a} {b}" for a, b in zip(w, w[1:]) if f"{a} {b}" in names]
+        return found[0] if found else None
+    with_upper = [d for d in docs if person(d) and (" He " in d or " She " in d)]
+    with_lower = [d for d in docs if person(d) and (" he " in d or " she " in d)]
+    out = []
+    for pool in (with_upper, with_lower):
+        d = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
+        n = person(d)
+        out.append(Case(f"seed {seed}: {d!r}", {"doc": d, "name": n, "new_name": bc.swap_first_name(kb, n)}))
+    return out
+
+
+def _chained_replace(doc, name, new_name):
+    out = doc.replace(name, new_name)
+    for a, b in (("He ", "She "), ("She ", "He "), (" he ", " she "), (" she ", " he ")):
+        out = out.replace(a, b)
+    return out
+
+
+SWAP = Exercise(
+    id="w10b_swap_gender", title="swap_gender", reference=swap_gender, cases=_swap_cases,
+    mistakes=[
+        Mistake("chained replace", _chained_replace,
+                "replacing He -> She and then She -> He turns every pronoun back into He: swap word by word, in one pass."),
+        Mistake("name only", lambda doc, name, new_name: doc.replace(name, new_name),
+                "swap the pronouns too, or the counterfactual text still says which gender the person is."),
+        Mistake("capitalised pronouns only", lambda doc, name, new_name: " ".join(
+            {"He": "She", "She": "He"}.get(w, w) for w in doc.replace(name, new_name).split(" ")),
+                "lower-case pronouns count too ('In daily life, he works as a ...'): swap he <-> she as well."),
+        Mistake("pronouns only", lambda doc, name, new_name: " ".join(
+            {"He": "She", "She": "He", "he": "she", "she": "he"}.get(w, w) for w in doc.split(" ")),
+                "rename the person as well: the first name marks the gender in this knowledge base."),
+    ],
+    hint="split on spaces, map each word (the first name before the last name -> the new first name; "
+         "He/She/he/she -> the other one), join again.",
+)
+
+
+def check_swap_gender(fn, seed: int | None = None):
+    """Check ``swap_gender(doc, name, new_name) -> str``."""
+    return _visible(SWAP, fn, seed)
+
+
+EXERCISES = {ex.id: ex for ex in (METRIC, MEDIATION, MASKS, SWAP)}
