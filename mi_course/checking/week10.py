@@ -13,8 +13,9 @@ import torch
 
 from mi_course.checking import core
 from mi_course.checking.core import Case, Exercise, Mistake, yours_or_reference  # noqa: F401
-from mi_course.checking.week10_bias import (MASKS, MEDIATION, METRIC, check_bias_metric,  # noqa: F401
-                                            check_mediation_table, check_output_weight_masks)
+from mi_course.checking import week10_bias
+from mi_course.checking.week10_bias import (MASKS, MEDIATION, METRIC, SWAP, check_bias_metric,  # noqa: F401
+                                            check_mediation_table, check_output_weight_masks, check_swap_gender)
 from mi_course.methods import localization_vs_editing as lve
 
 
@@ -386,8 +387,8 @@ def check_layer_choice(fn, seed: int | None = None):
 
 
 #: The week's exercises: Hase et al. (this module) and the bias components (``week10_bias``).
-EXERCISES = {ex.id: ex for ex in (REWRITE, EFFECT, ONEHOT, R2, TABLE, CORR, PEAK, CHOICE, METRIC, MEDIATION, MASKS)}
+EXERCISES = {**{ex.id: ex for ex in (REWRITE, EFFECT, ONEHOT, R2, TABLE, CORR, PEAK, CHOICE)}, **week10_bias.EXERCISES}
 #: Stars for the notebook's headings: the week's floor (>= 3 ★★, >= 2 ★★★) is tested.
 STARS = {"w10_rewrite_score": 1, "w10_tracing_effect": 2, "w10_one_hot": 1, "w10_r_squared": 2,
          "w10_regression_table": 3, "w10_per_layer_correlation": 2, "w10_peak_correlation": 1, "w10_layer_choice": 3,
-         "w10b_bias_metric": 1, "w10b_mediation": 3, "w10b_weight_masks": 2}
+         "w10b_bias_metric": 1, "w10b_mediation": 3, "w10b_weight_masks": 2, "w10b_swap_gender": 2}
