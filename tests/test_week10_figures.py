@@ -39,6 +39,7 @@ def _quoted(n) -> list[str]:
         ", ".join(f"{x:.2f}" for x in n["mean_tracing"][:3]) + " at layers 0-2",
         ", ".join(f"{x:.2f}" for x in n["mean_rewrite"][3:]) + " at layers 3-5",
         f"run them on {n['n_facts']} facts",
+        f"the correlation of the two peak layers is {_f2(n['peak_correlation'])}",
     ]
 
 
@@ -48,8 +49,17 @@ def _markdown() -> str:
 
 
 def test_the_notebook_quotes_the_measured_numbers(n):
+    import torch
+
+    from mi_course.course.figures import week10
+    from mi_course.methods import localization_vs_editing as lve
+
+    m = week10.sweep()
+    counts = [torch.bincount(lve.peak_layers(m[k]), minlength=m[k].shape[1]).tolist() for k in ("tracing", "rewrite")]
     text = " ".join(_markdown().split())  # line breaks in the prose are spaces
-    missing = [q for q in _quoted(n) if " ".join(q.split()) not in text]
+    quoted = _quoted(n) + [f"Tracing peaks at layers {counts[0]}", f"ROME edits best at layers {counts[1]}",
+                           f"about {m['seconds'] // 60} minutes on a busy 2-core machine"]
+    missing = [q for q in quoted if " ".join(q.split()) not in text]
     assert not missing, f"the notebook's prose does not quote the measured {missing}"
 
 
@@ -59,8 +69,16 @@ def test_the_deck_quotes_the_measured_numbers(n):
     for q in (f"| `kb-lm` | {r2['layer']:.2f} | {r2['tracing']:.2f} | {r2['both']:.2f} |",
               f"{r2['layer']:.2f} / {r2['tracing']:.2f} / {r2['both']:.2f}",
               f"each fact's tracing peak {lc['tracing']:.2f}", f"tracing peak for {n['peak_agreement']:.0%} of facts",
-              ", ".join(_f2(x) for x in n["per_layer_correlation"][:3])):
+              ", ".join(_f2(x) for x in n["per_layer_correlation"][:3]),
+              "tracing effect at layers 0-2: " + ", ".join(f"{x:.2f}" for x in n["mean_tracing"][:3]),
+              "rewrite score at layers 0-2: " + ", ".join(f"{x:.2f}" for x in n["mean_rewrite"][:3])
+              + "; layers 3-5: " + ", ".join(f"{x:.2f}" for x in n["mean_rewrite"][3:]),
+              f"one fixed layer (layer {lc['fixed_layer']}) {lc['fixed']:.2f}; each fact's tracing peak "
+              f"{lc['tracing']:.2f}; oracle {lc['oracle']:.2f}",
+              f"{r2['both'] - r2['layer']:.3f} (shuffled: {n['r2_shuffled']['both'] - n['r2_shuffled']['layer']:.3f})",
+              f"{n['n_facts']} known facts x 6 layers"):
         assert q in deck, q
+    assert n["mean_tracing"][-1] == 0  # "0 at the last layer"
 
 
 def test_the_paper_figures_match_the_guide():
