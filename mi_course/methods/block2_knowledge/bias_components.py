@@ -46,7 +46,13 @@ The model passed in is never changed: each fine-tune returns a copy.
 >>> prompts = bc.bias_prompts(kb, n_pairs=10)
 >>> bc.bias_score(model, kb, prompts)                      # B, nats
 >>> effects = bc.mediation_effects(model, kb, prompts)     # every head and MLP, ranked
->>> tuned, info = bc.fine_tune(model, kb, bc.balanced_documents(kb), [e["component"] for e in effects[:4]])
+>>> tuned, info = bc.fine_tune(model, kb, bc.balanced_documents(kb), [e["component"] for e in effects[:2]])
+>>> bc.bias_score(tuned, kb, prompts), bc.damage(tuned, kb)
+
+Names vary a lot (one pair's B has a spread of about 3 nats), so the study uses 40 pairs; the full
+study (:func:`bias_study`) is measured once by ``benchmarks/kb_bias_figures.py`` and read with
+``zoo.card("kb-lm").measured("week10_bias")``. For a quick look, ``bias_prompts(kb, 5)`` already finds
+the same two strongest components.
 """
 
 from __future__ import annotations
