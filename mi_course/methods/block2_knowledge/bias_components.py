@@ -51,8 +51,8 @@ The model passed in is never changed: each fine-tune returns a copy.
 
 Names vary a lot (one pair's B has a spread of about 3 nats), so the study uses 40 pairs; the full
 study (:func:`bias_study`) is measured once by ``benchmarks/kb_bias_figures.py`` and read with
-``zoo.card("kb-lm").measured("week10_bias")``. For a quick look, ``bias_prompts(kb, 5)`` already finds
-the same two strongest components.
+``zoo.card("kb-lm").measured("week10_bias")``. For a quick look use fewer pairs (``bias_prompts(kb, 5)``)
+and compare the ranking with the measured one.
 """
 
 from __future__ import annotations
