@@ -114,13 +114,21 @@ def test_the_bias_section_quotes_the_bias_sweep():
         return sum(r["bias_removed"] for r in rs) / len(rs), sum(r["recall_heldout"] for r in rs) / len(rs)
     top = fig["components"][:2]
     loc2, rnd2, loc4, rnd4 = summ("located top-2"), summ("random like top-2"), summ("located top-4"), summ("random like top-4")
-    quoted = [f"B = {fig['bias_before']:.2f} nats, more than the data's own {fig['kb_bias']:.2f}",
+    quoted = [f"On names it never read, B = {fig['bias_before']:.2f} nats", f"more than the data's own {fig['kb_bias']:.2f}",
               f"The strongest components are {top[0]['component']} and {top[1]['component']}",
               f"(indirect effects {top[0]['effect']:.2f} and {top[1]['effect']:.2f} nats",
-              f"those two removes {loc2[0]:.0%} of the bias (held-out recall {loc2[1]:.2f}, from "
+              f"those two (learning rate {by['located top-2'][0]['lr']:.0e}) removes {loc2[0]:.0%} of the bias (held-out recall {loc2[1]:.2f}, from "
               f"{fig['damage_before']['recall_heldout']:.2f})",
               f"as many random components remove {rnd2[0]:.0%} on average",
               f"recall {rnd2[1]:.2f}). The top-4: {loc4[0]:.0%} (recall {loc4[1]:.2f}) vs random {rnd4[0]:.0%} (recall {rnd4[1]:.2f})"]
+    if "bias_before_se" in fig:
+        quoted.append(f"(standard error over the {fig['settings']['n_pairs']} name pairs {fig['bias_before_se']:.2f})")
+    for name in by:
+        if name.startswith("located top-2, lr"):
+            lr = name.split("lr ")[1]
+            l_s, r_s = summ(name), summ(f"random like top-2, lr {lr}")
+            quoted.append(f"At learning rate {lr} the located top-2 remove {l_s[0]:.0%} (recall {l_s[1]:.2f}) and "
+                          f"random pairs {r_s[0]:.0%} (recall {r_s[1]:.2f})")
     quoted += [f"lr {r['lr']:.0e}: {r['bias_removed']:.0%} removed, recall {r['recall_heldout']:.2f}"
                for r in fig["rows"] if r["name"].startswith("whole model")]
     assert fig["bias_before"] > fig["kb_bias"]  # "more than the data's own"
