@@ -44,6 +44,21 @@ def _logits():
     return torch.randn(len(DS), DS.tokens.shape[1], 130)
 
 
+def _bias():
+    from mi_course.methods import bias_components
+
+    return bias_components
+
+
+def _kb_lm():
+    """``(kb-lm, its knowledge base)``, loaded once."""
+    if "kb-lm" not in Models._cache:
+        from mi_course.data.knowledge_base import load_kb
+
+        Models._cache["kb-lm"] = (zoo.load("kb-lm"), load_kb())
+    return Models._cache["kb-lm"]
+
+
 def _check_week06(seed):
     from mi_course.checking import week06
 
@@ -219,6 +234,31 @@ def _block3():
 
     import mi_course.methods as m
     return m
+    "localization vs editing: tracing and success of different shapes": (lambda: _lve().regression_table(
+        torch.zeros(3, 2), torch.zeros(3, 3)), r"\[facts, layers\]"),
+    "localization vs editing: a layer outside the one-hot": (lambda: _lve().one_hot(torch.tensor([0, 4]), 3), "0..2"),
+    "localization vs editing: rewrite score of a probability 1": (lambda: _lve().rewrite_score(1.0, 0.5), "probabilit"),
+    "bias prompts: unknown split": (lambda: _bias().name_pairs(_kb_lm()[1], 3, "test"), "split must be one of"),
+    "bias prompts: more name pairs than exist": (lambda: _bias().name_pairs(_kb_lm()[1], 10**6), "unused name pairs"),
+    "bias score: a plain list of prompts": (lambda: _bias().bias_score(*_kb_lm(), ["Nesta Brukrok works as a"]),
+                                            "BiasPrompts"),
+    "bias mediation: unknown component": (lambda: _bias().mediation_effects(
+        *_kb_lm(), _bias().bias_prompts(_kb_lm()[1], 1), ["9.9"]), "unknown component"),
+    "bias fine-tune: components neither 'whole' nor a list": (lambda: _bias().fine_tune(
+        *_kb_lm(), ["a ."], "all"), "'whole' or a list"),
+    "bias fine-tune: zero learning rate": (lambda: _bias().fine_tune(*_kb_lm(), ["a ."], lr=0.0), "lr must be a positive"),
+    "bias fine-tune: one string as the documents": (lambda: _bias().fine_tune(*_kb_lm(), "He works as a pilot ."),
+                                                    "list of documents"),
+    "bias random components: k too large": (lambda: _bias().random_components(_kb_lm()[0], 31), r"k must be an int in 1\.\.30"),
+    "bias log-odds: 1-d logits": (lambda: _bias().group_log_odds(torch.zeros(5), torch.tensor([0]), torch.tensor([1])),
+                                  r"\[n, d_vocab\]"),
+}
+
+
+def _lve():
+    from mi_course.methods import localization_vs_editing
+
+    return localization_vs_editing
 
 
 @pytest.mark.parametrize("name", list(BAD_CALLS))

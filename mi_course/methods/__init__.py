@@ -35,6 +35,9 @@ Edit metrics ES/PS/NS (ROME/MEMIT); FT, FT-L baselines    edit_evaluation       
 MEMIT: mass-editing memory (Meng et al. 2023)            memit                    09
 GRACE: lifelong-editing codebook (Hartvigsen et al. 2023) grace                    09
 RippleEdits' ripple criteria (Cohen et al. 2024)          ripple_effects           09
+Does localization inform editing? (Hase et al. 2023)      localization_vs_editing  10
+Components carrying a bias, tuning only them (Chintam     bias_components          10
+  et al. 2023): causal mediation over heads and MLPs
 Knowledge neurons (Dai et al. 2022); Niu et al. 2024      knowledge_neurons        11
 Toy Models of Superposition (Elhage et al. 2022)          toy_models               12
 Sparse autoencoders: Towards Monosemanticity (Bricken     sae                      12
