@@ -69,16 +69,7 @@ def _kn(fn_name, *args, **kwargs):
     """Call ``knowledge_neurons.<fn_name>`` on kb-lm (week 11), loaded once."""
     from mi_course.methods import knowledge_neurons as kn
 
-    if "kb" not in Models._cache:
-        Models._cache["kb"] = zoo.load("kb-lm")
-    return getattr(kn, fn_name)(Models._cache["kb"], *args, **kwargs)
-def _kb_lm():
-    """kb-lm and its knowledge base (week 09's GRACE and ripple rows)."""
-    from mi_course.data.knowledge_base import load_kb
-
-    if "kb" not in Models._cache:
-        Models._cache["kb"] = (zoo.load("kb-lm"), load_kb())
-    return Models._cache["kb"]
+    return getattr(kn, fn_name)(_kb_lm()[0], *args, **kwargs)
 
 
 BAD_CALLS = {
@@ -226,14 +217,6 @@ BAD_CALLS = {
         "increasing"),
     "MEMIT: update with mismatched K and R": (lambda: __import__("mi_course.methods.memit", fromlist=["x"]).memit_update(
         torch.zeros(3, 5), torch.zeros(4, 2), torch.eye(5), 1.0), "same n"),
-}
-
-
-def _block3():
-    from mi_course.methods import autointerp, feature_stats  # noqa: F401
-
-    import mi_course.methods as m
-    return m
     "localization vs editing: tracing and success of different shapes": (lambda: _lve().regression_table(
         torch.zeros(3, 2), torch.zeros(3, 3)), r"\[facts, layers\]"),
     "localization vs editing: a layer outside the one-hot": (lambda: _lve().one_hot(torch.tensor([0, 4]), 3), "0..2"),
@@ -253,6 +236,13 @@ def _block3():
     "bias log-odds: 1-d logits": (lambda: _bias().group_log_odds(torch.zeros(5), torch.tensor([0]), torch.tensor([1])),
                                   r"\[n, d_vocab\]"),
 }
+
+
+def _block3():
+    from mi_course.methods import autointerp, feature_stats  # noqa: F401
+
+    import mi_course.methods as m
+    return m
 
 
 def _lve():
