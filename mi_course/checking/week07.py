@@ -7,27 +7,17 @@ cases, and recognises the common mistakes listed with each exercise.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
 
 import torch
 
+from mi_course.checking import kb_lm
 from mi_course.checking.core import Case, Exercise, Mistake, check, yours_or_reference  # noqa: F401  (notebooks: checks.yours_or_reference)
 from mi_course.methods import knowledge_crawl as kc
 from mi_course.methods import probing
 
 
-@lru_cache(maxsize=1)
-def _model():
-    from mi_course import zoo
-
-    return zoo.load("kb-lm")
-
-
-@lru_cache(maxsize=1)
-def _kb():
-    from mi_course.data.knowledge_base import load_kb
-
-    return load_kb()
+_model = kb_lm.model  # kb-lm and its KB, loaded once for all of block 2's checkers
+_kb = kb_lm.knowledge_base
 
 
 # -- 1. logits at each prompt's last token ----------------------------------------------------

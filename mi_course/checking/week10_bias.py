@@ -7,10 +7,10 @@ the common mistakes listed with each exercise.
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import torch
 
+from mi_course.checking import kb_lm
 from mi_course.checking import core
 from mi_course.checking.core import Case, Exercise, Mistake, yours_or_reference  # noqa: F401
 from mi_course.methods import bias_components as bc
@@ -21,18 +21,8 @@ from mi_course.zoo import hooks as hk
 MODEL = "kb-lm"
 
 
-@lru_cache(maxsize=1)
-def _model():
-    from mi_course import zoo
-
-    return zoo.load(MODEL)
-
-
-@lru_cache(maxsize=1)
-def _kb():
-    from mi_course.data.knowledge_base import load_kb
-
-    return load_kb()
+_model = kb_lm.model  # kb-lm and its KB, loaded once for all of block 2's checkers
+_kb = kb_lm.knowledge_base
 
 
 def _visible(ex: Exercise, fn, seed) -> bool:
