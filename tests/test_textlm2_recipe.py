@@ -70,3 +70,16 @@ def test_train_and_save_smoke(tmp_path):
     # running it again resumes at the end: nothing retrained, the same checkpoint
     again = R2.train_and_save(steps=2, folder=tmp_path / "out2", progress=False, run_dir=tmp_path / "run", max_files=12)
     assert again.sha256 == card.sha256
+
+
+def test_snapshot_writes_a_loadable_zoo_folder_of_the_current_step(tmp_path):
+    from mi_course.zoo.cards import ModelCard
+
+    _run(tmp_path / "run", stop_after=4)
+    card = R2.snapshot(tmp_path / "snap", tmp_path / "run", train_ids=_ids(4000, 0), heldout_ids=_ids(800, 1),
+                       progress=False)
+    assert card.summary.startswith("SNAPSHOT at step 4 of 6") and card.training["steps_done"] == 4
+    loaded = ModelCard.load(tmp_path / "snap" / "card.json")
+    assert loaded.sha256 and (tmp_path / "snap" / loaded.extra["tokenizer"]).exists()
+    with pytest.raises(InputError, match="no training state"):
+        R2.snapshot(tmp_path / "x", tmp_path / "empty")

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from mi_course.data import stdlib_corpus as sc
 
 NAME = "text-lm-L1-resid-topk"
 MODEL = "text-lm"
@@ -30,16 +29,16 @@ K = 32
 
 
 def windows(model_name: str, split: str, n: int, seed: int):
-    """``[n, n_ctx]`` token windows of the model's corpus (random for train, fixed for held-out)."""
-    from mi_course import zoo
-    from mi_course.training import textlm_recipe as v1
+    """``[n, n_ctx]`` token windows of the model's own corpus (random for train, fixed for held-out)."""
+    from mi_course.zoo import text
 
-    tok = v1.load_raw_tokenizer(zoo.card(model_name).folder)
-    n_ctx = zoo.card(model_name).config["n_ctx"]
-    ids = sc.tokenize_split(tok, split)
-    if split == "heldout":
-        return sc.heldout_windows(ids, n, n_ctx)
-    return sc.random_windows(ids, n, n_ctx, torch.Generator().manual_seed(seed))
+    return text.windows(model_name, split, n, seed)
+
+
+def _corpus(model_name: str) -> str:
+    from mi_course.zoo import text
+
+    return {"python": "stdlib + packages", "stdlib": "stdlib"}[text.corpus_of(model_name)]
 
 
 @torch.no_grad()
@@ -56,8 +55,13 @@ def evaluate(model, sae, tokens: torch.Tensor) -> dict:
 
 
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
-                   model_name: str = MODEL, baseline_steps: int | None = None):
-    """Train, measure (beside the random-decoder baseline) and write the SAE and its card."""
+                   model_name: str = MODEL, baseline_steps: int | None = None, name: str = NAME,
+                   hook: str = HOOK, d_sae: int = D_SAE, k: int = K):
+    """Train, measure (beside the random-decoder baseline) and write the SAE and its card.
+
+    The defaults make the zoo's demo SAE; ``model_name``, ``name``, ``hook``, ``d_sae`` and ``k``
+    make the same recipe for another text model (e.g. ``text-lm-v2``) or activation.
+    """
     from mi_course import zoo
     from mi_course.methods import sae as S
     from mi_course.zoo.saes import SAECard, save_sae
@@ -69,15 +73,15 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     train_w = windows(model_name, "train", max(steps * 1024 // (model.cfg.n_ctx - 1) + 64, 64), seed)
     held = windows(model_name, "heldout", 128, seed)
     t0 = time.time()
-    sae = S.SparseAutoencoder(model.cfg.d_model, D_SAE, "topk", k=K, seed=seed)
-    sae.hook_name = HOOK
-    buf = S.ActivationBuffer(model, HOOK, train_w, buffer_tokens=16_384, model_batch=16, seed=seed)
+    sae = S.SparseAutoencoder(model.cfg.d_model, d_sae, "topk", k=k, seed=seed)
+    sae.hook_name = hook
+    buf = S.ActivationBuffer(model, hook, train_w, buffer_tokens=16_384, model_batch=16, seed=seed)
     history = S.train_sae(sae, buf, steps=steps, batch_size=1024, lr=1e-3, dead_after_tokens=200_000,
                           progress=progress, seed=seed)
     seconds = time.time() - t0
     base = S.random_decoder_sae(sae, seed=seed + 1)
-    base.hook_name = HOOK
-    buf_b = S.ActivationBuffer(model, HOOK, train_w, buffer_tokens=16_384, model_batch=16, seed=seed + 1)
+    base.hook_name = hook
+    buf_b = S.ActivationBuffer(model, hook, train_w, buffer_tokens=16_384, model_batch=16, seed=seed + 1)
     S.train_sae(base, buf_b, steps=baseline_steps, batch_size=1024, lr=1e-3, dead_after_tokens=200_000,
                 progress=progress, seed=seed, freeze_decoder=True)
     ours, rand = evaluate(model, sae, held), evaluate(model, base, held)
@@ -95,20 +99,20 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
         figures[key] = {"value": round(float(ours[key]), 4), "random_decoder_baseline": round(float(rand[key]), 4),
                         "description": text}
     card = SAECard(
-        name=NAME,
-        summary=f"TopK SAE (k={K}, {D_SAE} latents) on {model_name}'s residual stream after block 1 (of 4). "
-                f"DEMO: belongs to the current {model_name} (stdlib-only, no induction heads); retrain it on "
-                "text-lm v2 when that replaces text-lm.",
+        name=name,
+        summary=f"TopK SAE (k={k}, {d_sae} latents) on {model_name}'s {hook}."
+                + (f" DEMO: belongs to the current {model_name} (stdlib-only, no induction heads); retrain it on "
+                   "text-lm v2 when that replaces text-lm." if name == NAME else ""),
         config=sae.config(),
         training={
-            "data": f"activations at {HOOK} of {model_name} on random train windows of the stdlib corpus "
+            "data": f"activations at {hook} of {model_name} on random train windows of its {_corpus(model_name)} corpus "
                     f"(first position left out), shuffled buffer of 16,384 tokens; {steps * 1024 / 1e6:.2f}M tokens",
             "recipe": f"Adam lr 1e-3 (warm-up 50, linear decay over the last 20%), batch 1,024 tokens, {steps} steps, "
                       f"AuxK (k_aux = d_in/2, coefficient 1/32) on latents dead for 200k tokens; inputs scaled to "
                       f"mean norm sqrt(d_in). Random-decoder baseline: decoder fixed at random directions, encoder "
                       f"trained {baseline_steps} steps",
             "seed": seed, "steps": steps,
-            "command": f"mi-course train {NAME}",
+            "command": f"mi-course train {name}",
             "cpu_time": f"{seconds:.0f} s on this machine's CPU (shared)",
             "retrain_with": "text-lm-v2",
         },
@@ -122,7 +126,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
             "Korznikov et al. 2026": "random-decoder baselines match trained SAEs on several downstream metrics: "
                                      "compare every figure with random_decoder_baseline",
         },
-        model_name=model_name, hook_name=HOOK, kind="sae",
+        model_name=model_name, hook_name=hook, kind="sae",
     )
     sae.eval()
     return save_sae(sae, card, Path(folder) if folder else None)

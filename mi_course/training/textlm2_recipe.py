@@ -313,9 +313,53 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
     )
 
 
+def train_lens(model, train_ids: torch.Tensor, steps: int = 150, seed: int = 0, progress: bool = True):
+    """The shipped tuned lens (as ``text-lm``'s): 48 random train windows, frozen model, a minute or two on CPU."""
+    from mi_course.methods.logit_lens import train_tuned_lens
+
+    windows = sc.random_windows(train_ids, 48, model.cfg.n_ctx, torch.Generator().manual_seed(seed + 7))
+    lens, _ = train_tuned_lens(model, windows, steps=steps, lr=3e-3, batch_positions=256, seed=seed, progress=progress)
+    return lens
+
+
+def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool = True,
+             train_ids: torch.Tensor | None = None, heldout_ids: torch.Tensor | None = None):
+    """Write a run's CURRENT weights (mid-training) as a zoo folder with a measured card, for a look.
+
+    E.g. to watch induction heads form: snapshot every few hundred steps and compare the cards'
+    ``induction_score``. The card's summary says which step it is; nothing is written to the zoo
+    unless ``folder`` is the zoo's own folder.
+    """
+    from mi_course import zoo
+
+    run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
+    state_path = run_dir / STATE_FILE
+    if not state_path.exists():
+        raise InputError(f"no training state in {run_dir}: start the run first ({NAME}'s recipe)")
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    recipe = Recipe(**{k: v for k, v in state["recipe_key"].items()})
+    recipe.history = state["history"]
+    recipe.elapsed = state["elapsed"]
+    tok = v1.load_raw_tokenizer()
+    if train_ids is None:
+        train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, recipe.max_files, progress)
+    else:  # tests: token ids given, a stand-in manifest
+        info = {"python_version": "-", "packages": {}, "n_files_train": 0, "n_files_heldout": 0, "bytes_train": 0}
+    info = dict(info, tokens_train=int(train_ids.numel()), tokens_heldout=int(heldout_ids.numel()))
+    model = zoo.build(state["config"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    card = make_card(model, recipe, tok, train_ids, heldout_ids, info, "cpu")
+    card.summary = (f"SNAPSHOT at step {state['step']} of {recipe.steps} "
+                    f"({state['step'] * recipe.batch_size * recipe.n_ctx / 1e6:.1f}M tokens), not the finished model. "
+                    + card.summary)
+    card.training["steps_done"] = state["step"]
+    return v1.save(model, card, tok, Path(folder))
+
+
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    threads: int | None = None, device: str = "cpu", run_dir: Path | None = None,
-                   max_files: int | None = None):
+                   max_files: int | None = None, lens_steps: int = 150):
     """Run (or resume) the full recipe, then measure and write tokenizer, checkpoint and card.
 
     Default folder: the zoo's ``text-lm-v2`` (the shipped ``text-lm`` is left alone).
@@ -329,11 +373,14 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, max_files, progress)
     info = dict(info, tokens_train=int(train_ids.numel()), tokens_heldout=int(heldout_ids.numel()))
     model, recipe, done = train(recipe, run_dir, device, train_ids, heldout_ids, progress=progress, threads=threads)
-    card = make_card(model, recipe, tok, train_ids, heldout_ids, info, device)
     model = model.to("cpu")
+    card = make_card(model, recipe, tok, train_ids, heldout_ids, info, device)
+    lens = train_lens(model, train_ids, steps=lens_steps, seed=seed, progress=progress)
+    card.training["tuned_lens"] = (f"one affine translator per block, trained {lens_steps} Adam steps (lr 3e-3, 256 "
+                                   "positions/step) on 48 train windows to minimise KL(final || lens)")
     from mi_course.zoo.cards import MODELS_DIR
 
-    return v1.save(model, card, tok, Path(folder) if folder else MODELS_DIR / NAME)
+    return v1.save(model, card, tok, Path(folder) if folder else MODELS_DIR / NAME, tuned_lens=lens)
 
 
 def main(argv=None) -> int:
@@ -346,7 +393,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="resumable state (default ~/.cache/mi-course/runs/...)")
     p.add_argument("--out", default=None, help="folder for checkpoint and card (default: the zoo's text-lm-v2)")
+    p.add_argument("--snapshot", default=None, metavar="FOLDER",
+                   help="do not train: write the run's current (mid-training) weights and card to FOLDER")
     a = p.parse_args(argv)
+    if a.snapshot:
+        print(snapshot(a.snapshot, a.run_dir, a.seed).render())
+        return 0
     card = train_and_save(a.steps, a.seed, a.out, True, a.threads, a.device, a.run_dir)
     print(card.render())
     return 0

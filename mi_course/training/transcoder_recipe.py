@@ -31,22 +31,27 @@ STEPS = 600
 
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    model_name: str = MODEL, resume: bool = True, checkpoint_every: int = 100,
-                   with_sae_baseline: bool = True):
-    """Train (resuming from ``<folder>/resume.pt`` if there), measure and write the transcoder and its card."""
+                   with_sae_baseline: bool = True, name: str = NAME, layer: int = LAYER, d_sae: int = D_SAE,
+                   k: int = K):
+    """Train (resuming from ``<folder>/resume.pt`` if there), measure and write the transcoder and its card.
+
+    The defaults make the demo transcoder of ``text-lm``; ``model_name``, ``name``, ``layer``, ``d_sae``
+    and ``k`` make the same recipe for another text model (e.g. ``text-lm-v2``) or MLP.
+    """
     from mi_course import zoo
     from mi_course.methods import sae as S
     from mi_course.methods import sae_metrics as M
     from mi_course.methods import transcoders as T
-    from mi_course.training.sae_recipe import windows
+    from mi_course.training.sae_recipe import _corpus, windows
     from mi_course.zoo.saes import SAES_DIR, SAECard, save_sae
 
     steps = steps or STEPS
-    folder = Path(folder) if folder else SAES_DIR / NAME
+    folder = Path(folder) if folder else SAES_DIR / name
     folder.mkdir(parents=True, exist_ok=True)
     ckpt = folder / "resume.pt"
     torch.manual_seed(seed)
     model = zoo.load(model_name)
-    tc = T.make_transcoder(model, LAYER, D_SAE, "topk", K, seed)
+    tc = T.make_transcoder(model, layer, d_sae, "topk", k, seed)
     start, opt_state, history = 0, None, []
     if resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -71,7 +76,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     S.train_sae(tc, buf, cfg, progress=progress)
     seconds = time.time() - t0
     ours = T.evaluate(model, tc, held)
-    figures = {k: {"value": round(float(ours[k]), 4), "description": d} for k, d in (
+    figures = {key: {"value": round(float(ours[key]), 4), "description": d} for key, d in (
         ("l0", "mean active latents per held-out token"),
         ("explained_variance", "1 - FVU of the MLP output on held-out tokens"),
         ("dead", "latents that never fire on the held-out tokens"),
@@ -79,7 +84,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
         ("clean", "held-out loss (nats/token)"), ("spliced", "held-out loss, transcoder in place of the MLP"),
         ("zero_ablated", "held-out loss, MLP output zeroed"))}
     if with_sae_baseline:
-        sae = S.SparseAutoencoder(model.cfg.d_model, D_SAE, "topk", k=K, seed=seed)
+        sae = S.SparseAutoencoder(model.cfg.d_model, d_sae, "topk", k=k, seed=seed)
         sae.hook_name = tc.output_hook_name
         buf2 = S.ActivationBuffer(model, sae.hook_name, train_w, buffer_tokens=16_384, model_batch=16, seed=seed)
         S.train_sae(sae, buf2, steps=steps, batch_size=1024, lr=1e-3, dead_after_tokens=200_000, progress=progress,
@@ -91,16 +96,16 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
             figures[key]["sae_on_mlp_out"] = round(float(rec[key]), 4)
         figures["ce_loss_recovered"]["sae_on_mlp_out"] = round(float(spl["ce_loss_recovered"]), 4)
     card = SAECard(
-        name=NAME,
-        summary=f"TopK transcoder (k={K}, {D_SAE} latents) in place of MLP {LAYER} of {model_name}. DEMO: belongs to "
-                "the current text-lm; retrain on text-lm v2.",
+        name=name,
+        summary=f"TopK transcoder (k={k}, {d_sae} latents) in place of MLP {layer} of {model_name}."
+                + (" DEMO: belongs to the current text-lm; retrain on text-lm v2." if model_name == MODEL else ""),
         config=tc.config(),
-        training={"data": f"{tc.hook_name} -> {tc.output_hook_name} of {model_name}, random train windows of the "
-                          f"stdlib corpus (first position left out); {steps * 1024 / 1e6:.2f}M tokens",
+        training={"data": f"{tc.hook_name} -> {tc.output_hook_name} of {model_name}, random train windows of its "
+                          f"{_corpus(model_name)} corpus (first position left out); {steps * 1024 / 1e6:.2f}M tokens",
                   "recipe": f"Adam lr 1e-3 (warm-up 50, linear decay over the last 20%), batch 1,024 tokens, {steps} "
                             "steps, AuxK on latents dead for 200k tokens; resumable every "
                             f"{checkpoint_every} steps", "seed": seed, "steps": steps,
-                  "command": f"mi-course train {NAME}", "cpu_time": f"{seconds:.0f} s (this run; shared CPU)",
+                  "command": f"mi-course train {name}", "cpu_time": f"{seconds:.0f} s (this run; shared CPU)",
                   "retrain_with": "text-lm-v2"},
         figures=figures,
         extra={"history": cfg.history[-5:], "model_sha256": zoo.card(model_name).sha256},
