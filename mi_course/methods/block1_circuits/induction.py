@@ -83,3 +83,74 @@ def repeated_half_losses(loss: torch.Tensor, seq_len: int) -> tuple[float, float
     first = loss[:, 1:seq_len].mean().item()
     second = loss[:, seq_len + 1 :].mean().item()
     return first, second
+
+
+def earlier_occurrences(tokens: torch.Tensor, ngram: int = 2) -> torch.Tensor:
+    """For each position, the most recent earlier position that ends the same ``ngram`` tokens.
+
+    ``tokens [batch, pos]`` -> ``[batch, pos]`` (long): ``s`` where ``tokens[s-ngram+1 .. s]`` equals
+    ``tokens[t-ngram+1 .. t]`` with ``s + 1 < t`` (so the token after ``s`` is an earlier position than
+    ``t`` and not ``t`` itself), else ``-1``. On real text these are the places where an induction head
+    can act: at ``t`` it attends to ``s + 1`` and predicts that token again.
+    """
+    check.tokens("tokens", tokens)
+    ngram = check.integer("ngram", ngram, 1)
+    b, n = tokens.shape
+    same = tokens[:, :, None] == tokens[:, None, :]  # [b, t, s]
+    for k in range(1, ngram):  # the k-th token before must match too
+        shifted = torch.zeros_like(same)
+        shifted[:, k:, k:] = same[:, :-k, :-k]
+        same = same & shifted
+    t = torch.arange(n)
+    allowed = (t[None, :] + 1 < t[:, None]) & (t[None, :] >= ngram - 1)  # s + 1 < t, full n-gram at s
+    same = same & allowed
+    # the latest matching s: argmax over s of (s+1) * match
+    score = same * (t[None, None, :] + 1)
+    best = score.max(dim=-1)
+    return torch.where(best.values > 0, best.indices, torch.full_like(best.indices, -1))
+
+
+@torch.no_grad()
+def real_text_induction(model, tokens: torch.Tensor, ngram: int = 2, seed: int = 0) -> dict:
+    """Induction heads at work on real text (Olsson et al. 2022, section "induction heads in the wild").
+
+    ``tokens [batch, pos]``: windows of ordinary text. At every position ``t`` whose last ``ngram``
+    tokens occurred before (ending at ``s``, see :func:`earlier_occurrences`), an induction head
+    attends to ``s + 1``. Returns
+
+    - ``induction_attention [layer, head]``: mean attention from such ``t`` to ``s + 1``;
+    - ``random_attention [layer, head]``: mean attention from the same ``t`` to a random earlier
+      position (the baseline: what attending "somewhere before" gives by chance);
+    - ``copy_loss`` / ``other_loss``: the model's mean loss on the next token where it repeats what
+      followed the earlier occurrence (``tokens[t+1] == tokens[s+1]``: copying predicts it), and on
+      every other next token; ``n_matches``, ``n_copyable`` and ``n_other`` (how many positions).
+    """
+    check.tokens("tokens", tokens, model)
+    if tokens.shape[1] < ngram + 3:
+        raise InputError(f"windows of {tokens.shape[1]} tokens are too short for {ngram}-gram repeats")
+    prev = earlier_occurrences(tokens, ngram)
+    bi, ti = torch.nonzero(prev >= 0, as_tuple=True)
+    if bi.numel() == 0:
+        raise InputError(f"no {ngram}-gram occurs twice in these windows: nothing for an induction head to do")
+    target = prev[bi, ti] + 1
+    g = torch.Generator().manual_seed(seed)
+    rand = (torch.rand(ti.shape, generator=g) * ti).long()  # uniform over 0 .. t-1
+    logits, cache = model.run_with_cache(tokens, names_filter=hk.only("pattern"))
+    ind, rnd = [], []
+    for layer in range(model.cfg.n_layers):
+        p = cache["pattern", layer]  # [b, h, q, k]
+        ind.append(p[bi, :, ti, target].mean(0))
+        rnd.append(p[bi, :, ti, rand].mean(0))
+    loss = per_token_loss(logits, tokens)  # [b, pos-1]: loss[:, t] predicts token t+1
+    has_next = ti < tokens.shape[1] - 1
+    bi2, ti2, tg2 = bi[has_next], ti[has_next], target[has_next]
+    copyable = tokens[bi2, ti2 + 1] == tokens[bi2, tg2]
+    mask = torch.ones_like(loss, dtype=torch.bool)
+    mask[bi2[copyable], ti2[copyable]] = False
+    mask[:, 0] = False  # predicting from <bos> alone is not comparable
+    return {
+        "induction_attention": torch.stack(ind), "random_attention": torch.stack(rnd),
+        "copy_loss": float(loss[bi2[copyable], ti2[copyable]].mean()) if copyable.any() else float("nan"),
+        "other_loss": float(loss[mask].mean()),
+        "n_matches": int(bi.numel()), "n_copyable": int(copyable.sum()), "n_other": int(mask.sum()),
+    }
