@@ -32,3 +32,15 @@ def test_text_lm_v1_has_no_induction_head_on_real_text():
     r = I.real_text_induction(zoo.load("text-lm"), text.windows("text-lm", "heldout", 32), ngram=2)
     assert float(r["induction_attention"].max()) < 0.1
     assert r["n_matches"] > 300
+
+
+def test_ablating_the_induction_heads_hurts_copyable_tokens_most():
+    from mi_course.methods import ablation
+
+    model = zoo.load("attn-only-2l")
+    tokens = repeated_random_tokens(8, 20, model.cfg.d_vocab, seed=1)
+    copy, other = I.copy_losses(model(tokens), tokens)
+    heads = [(1, h) for h in range(model.cfg.n_heads)]
+    copy_ab, other_ab = I.copy_losses(ablation.ablate_heads(model, tokens, heads), tokens)
+    assert copy["n"] == copy_ab["n"] > 100
+    assert copy_ab["loss"] - copy["loss"] > 2 > abs(other_ab["loss"] - other["loss"])

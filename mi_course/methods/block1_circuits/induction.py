@@ -141,16 +141,33 @@ def real_text_induction(model, tokens: torch.Tensor, ngram: int = 2, seed: int =
         p = cache["pattern", layer]  # [b, h, q, k]
         ind.append(p[bi, :, ti, target].mean(0))
         rnd.append(p[bi, :, ti, rand].mean(0))
-    loss = per_token_loss(logits, tokens)  # [b, pos-1]: loss[:, t] predicts token t+1
-    has_next = ti < tokens.shape[1] - 1
-    bi2, ti2, tg2 = bi[has_next], ti[has_next], target[has_next]
-    copyable = tokens[bi2, ti2 + 1] == tokens[bi2, tg2]
-    mask = torch.ones_like(loss, dtype=torch.bool)
-    mask[bi2[copyable], ti2[copyable]] = False
-    mask[:, 0] = False  # predicting from <bos> alone is not comparable
+    copy, other = copy_losses(logits, tokens, ngram)
     return {
         "induction_attention": torch.stack(ind), "random_attention": torch.stack(rnd),
-        "copy_loss": float(loss[bi2[copyable], ti2[copyable]].mean()) if copyable.any() else float("nan"),
-        "other_loss": float(loss[mask].mean()),
-        "n_matches": int(bi.numel()), "n_copyable": int(copyable.sum()), "n_other": int(mask.sum()),
+        "copy_loss": copy["loss"], "other_loss": other["loss"],
+        "n_matches": int(bi.numel()), "n_copyable": copy["n"], "n_other": other["n"],
     }
+
+
+def copy_losses(logits: torch.Tensor, tokens: torch.Tensor, ngram: int = 2) -> tuple[dict, dict]:
+    """Mean next-token loss where copying predicts the token, and everywhere else.
+
+    ``logits [batch, pos, vocab]`` (e.g. from an ablated run), ``tokens [batch, pos]``. A next token
+    ``tokens[t+1]`` is *copyable* when the ``ngram`` ending at ``t`` occurred before (ending at ``s``,
+    :func:`earlier_occurrences`) and ``tokens[s+1] == tokens[t+1]``. Position 0 (predicting from
+    ``<bos>`` alone) is left out of both. Returns ``({"loss", "n"}, {"loss", "n"})``.
+    """
+    loss = per_token_loss(logits, tokens)  # [b, pos-1]: loss[:, t] predicts token t+1
+    prev = earlier_occurrences(tokens, ngram)[:, :-1]
+    b, t = torch.nonzero(prev >= 0, as_tuple=True)
+    copyable = torch.zeros_like(loss, dtype=torch.bool)
+    hit = tokens[b, t + 1] == tokens[b, prev[b, t] + 1]
+    copyable[b[hit], t[hit]] = True
+    other = ~copyable
+    other[:, 0] = False
+    copyable[:, 0] = False
+
+    def mean(mask):
+        return {"loss": float(loss[mask].mean()) if mask.any() else float("nan"), "n": int(mask.sum())}
+
+    return mean(copyable), mean(other)
