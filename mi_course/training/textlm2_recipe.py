@@ -313,6 +313,33 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
     )
 
 
+HELDOUT_SAMPLE_FILE = "heldout_windows.safetensors"
+HELDOUT_SAMPLE_WINDOWS = 512
+
+
+def ship_heldout_sample(card, heldout_ids: torch.Tensor, folder: Path, n: int = HELDOUT_SAMPLE_WINDOWS) -> None:
+    """Write ``n`` fixed held-out windows beside the checkpoint and name them (with sha256) in the card.
+
+    The python corpus depends on the installed package versions, so another machine rebuilds a
+    slightly different one; notebooks and tests read these windows instead (``zoo.text.windows``),
+    the same on every machine. 512 x 256 tokens as int16: 256 KB.
+    """
+    from safetensors.torch import save_file
+
+    from mi_course.zoo.cards import sha256_of
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    windows = sc.heldout_windows(heldout_ids, n, card.config["n_ctx"]).to(torch.int16)
+    path = folder / HELDOUT_SAMPLE_FILE
+    save_file({"windows": windows.contiguous()}, str(path))
+    path.chmod(0o644)
+    card.extra["heldout_sample"] = HELDOUT_SAMPLE_FILE
+    card.extra["heldout_sample_sha256"] = sha256_of(path)
+    card.extra["heldout_sample_description"] = (f"{windows.shape[0]} evenly spaced windows of {windows.shape[1]} "
+                                                "tokens of the held-out split (<|endoftext|> first), int16")
+
+
 def train_lens(model, train_ids: torch.Tensor, steps: int = 150, seed: int = 0, progress: bool = True):
     """The shipped tuned lens (as ``text-lm``'s): 48 random train windows, frozen model, a minute or two on CPU."""
     from mi_course.methods.logit_lens import train_tuned_lens
@@ -354,6 +381,7 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
                     f"({state['step'] * recipe.batch_size * recipe.n_ctx / 1e6:.1f}M tokens), not the finished model. "
                     + card.summary)
     card.training["steps_done"] = state["step"]
+    ship_heldout_sample(card, heldout_ids, Path(folder))
     return v1.save(model, card, tok, Path(folder))
 
 
@@ -380,7 +408,9 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
                                    "positions/step) on 48 train windows to minimise KL(final || lens)")
     from mi_course.zoo.cards import MODELS_DIR
 
-    return v1.save(model, card, tok, Path(folder) if folder else MODELS_DIR / NAME, tuned_lens=lens)
+    folder = Path(folder) if folder else MODELS_DIR / NAME
+    ship_heldout_sample(card, heldout_ids, folder)
+    return v1.save(model, card, tok, folder, tuned_lens=lens)
 
 
 def main(argv=None) -> int:

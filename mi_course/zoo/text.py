@@ -82,13 +82,41 @@ def tokens(name: str, split: str = "train") -> torch.Tensor:
     return ids
 
 
+def heldout_sample(name: str) -> torch.Tensor | None:
+    """The fixed held-out windows shipped beside the checkpoint ``[n, n_ctx]`` (sha256-checked), or ``None``."""
+    from safetensors.torch import load_file
+
+    from mi_course import zoo
+    from mi_course.zoo.cards import verify_file
+
+    card = zoo.card(name)
+    extra = card.extra or {}
+    if not extra.get("heldout_sample"):
+        return None
+    path = Path(card.folder) / extra["heldout_sample"]
+    verify_file(path, extra.get("heldout_sample_sha256"), f"held-out windows of '{name}'",
+                card.training.get("command", f"mi-course train {name}"))
+    return load_file(str(path))["windows"].long()
+
+
 def windows(name: str, split: str, n: int, seed: int = 0, length: int | None = None) -> torch.Tensor:
     """``[n, length]`` windows (``<|endoftext|>`` first) of the model's corpus: random for ``"train"``
-    (seeded), evenly spaced and fixed for ``"heldout"``. ``length`` defaults to the model's context."""
+    (seeded), evenly spaced and fixed for ``"heldout"``. ``length`` defaults to the model's context.
+
+    Held-out windows come from the sample shipped beside the checkpoint when it has enough (``n`` of
+    them, evenly spaced over it), so they are the same on every machine; otherwise from the corpus.
+    """
     from mi_course import zoo
     from mi_course.data import stdlib_corpus as sc
 
+    n = int(n)
+    if n < 1:
+        raise InputError(f"n must be at least 1 window, got {n}")
     length = length or zoo.card(name).config["n_ctx"]
+    if split == "heldout":
+        sample = heldout_sample(name)
+        if sample is not None and n <= sample.shape[0] and length == sample.shape[1]:
+            return sample[torch.linspace(0, sample.shape[0] - 1, n).round().long()]
     ids = tokens(name, split)
     if split == "heldout":
         return sc.heldout_windows(ids, n, length)
