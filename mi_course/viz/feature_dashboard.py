@@ -35,7 +35,36 @@ def _shade(tokens: list[str], acts: list[float], scale: float, center: int | Non
     return "".join(spans)
 
 
-class FeatureDashboard:
+class _LatentPicker:
+    """The latent box both viewers share: typing a latent shows it; a bad one shows the error in red."""
+
+    def _show_latent_in_box(self, latent: int) -> None:
+        if hasattr(self, "latent_box"):
+            self._syncing = True
+            self.latent_box.value = latent
+            self._syncing = False
+            self._render()
+
+    def _on_latent(self, change) -> None:
+        if self._syncing:
+            return
+        self.message = ""
+        try:
+            self.select(int(self.latent_box.value))
+        except InputError as err:
+            self.message = str(err)
+            self._render()
+
+    def _render(self) -> None:
+        self.out.value = self.html()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class FeatureDashboard(_LatentPicker):
     """Widget: a latent selector and the latent's dashboard.
 
     State you can read (and tests do): ``latent``, ``density``, ``max_act``, ``hist`` (``(edges,
@@ -75,11 +104,7 @@ class FeatureDashboard:
         self.stats._check_latent(latent)
         self.latent = latent
         self._compute()
-        if hasattr(self, "latent_box"):
-            self._syncing = True
-            self.latent_box.value = latent
-            self._syncing = False
-            self._render()
+        self._show_latent_in_box(latent)
 
     def _ctx(self, c: fs.Context) -> dict:
         return {"tokens": fs.token_strings(self.tokenizer, c.tokens), "acts": c.acts, "center": c.center,
@@ -104,21 +129,8 @@ class FeatureDashboard:
         self._syncing = False
         self.latent_box = w.BoundedIntText(value=self.latent, min=0, max=self.stats.d_sae - 1, description="latent")
         self.out = w.HTML()
-        self.latent_box.observe(self._on_change, names="value")
+        self.latent_box.observe(self._on_latent, names="value")
         self.widget = w.VBox([self.latent_box, self.out])
-
-    def _on_change(self, change) -> None:
-        if self._syncing:
-            return
-        self.message = ""
-        try:
-            self.select(int(self.latent_box.value))
-        except InputError as err:
-            self.message = str(err)
-            self._render()
-
-    def _render(self) -> None:
-        self.out.value = self.html()
 
     def text(self, n: int = 3) -> str:
         """A plain-text summary (for printed output): density, the ``n`` top contexts with the strongest
@@ -169,13 +181,8 @@ class FeatureDashboard:
                 f"<div><b>promotes</b> (decoder direction through the final LayerNorm and W_U): {prom}</div>"
                 f"<div><b>suppresses</b>: {supp}</div></div>")
 
-    def _ipython_display_(self):
-        from IPython.display import display
 
-        display(self.widget)
-
-
-class PromptView:
+class PromptView(_LatentPicker):
     """Widget: type a text, see which latents fire on each token; pick a latent to shade the text by it.
 
     State: ``text``, ``tokens`` (strings), ``top`` (per token, ``[(latent, activation)]``), ``totals``
@@ -208,11 +215,7 @@ class PromptView:
             raise InputError(f"latent must be an int in 0..{self.sae.d_sae - 1}, got {latent!r}")
         self.latent = latent
         self.latent_acts = self.acts[:, latent].tolist()
-        if hasattr(self, "latent_box"):
-            self._syncing = True
-            self.latent_box.value = latent
-            self._syncing = False
-            self._render()
+        self._show_latent_in_box(latent)
 
     def _build_widgets(self) -> None:
         import ipywidgets as w
@@ -234,19 +237,6 @@ class PromptView:
             self.message = str(err)
         self._render()
 
-    def _on_latent(self, change) -> None:
-        if self._syncing:
-            return
-        self.message = ""
-        try:
-            self.select(int(self.latent_box.value))
-        except InputError as err:
-            self.message = str(err)
-            self._render()
-
-    def _render(self) -> None:
-        self.out.value = self.html()
-
     def html(self) -> str:
         e = html.escape
         msg = f"<div style='color:#b00'>{e(self.message)}</div>" if self.message else ""
@@ -260,8 +250,3 @@ class PromptView:
                 f"(max {scale:.2f}):</div><div class='ctx'>{shaded}</div>"
                 f"<div><b>most active over the text</b> (summed): {tot}</div>"
                 f"<table><tr><th>token</th><th>top latents (activation)</th></tr>{rows}</table></div>")
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
