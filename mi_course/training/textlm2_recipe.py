@@ -400,6 +400,8 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
     train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, max_files, progress)
     info = dict(info, tokens_train=int(train_ids.numel()), tokens_heldout=int(heldout_ids.numel()))
+    # a run of hours: all cores by default (the zoo would pick 1 thread for a model this small)
+    threads = threads or (os.cpu_count() if device == "cpu" else None)
     model, recipe, done = train(recipe, run_dir, device, train_ids, heldout_ids, progress=progress, threads=threads)
     model = model.to("cpu")
     card = make_card(model, recipe, tok, train_ids, heldout_ids, info, device)
