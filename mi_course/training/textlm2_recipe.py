@@ -303,7 +303,8 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
             "time": f"{getattr(recipe, 'elapsed', 0):.0f} s on {device}",
         },
         figures=measure(model, heldout_ids, train_ids),
-        extra={"tokenizer": v1.TOKENIZER_FILE, "corpus": info, "history": recipe.history},
+        extra={"tokenizer": v1.TOKENIZER_FILE, "history": recipe.history,
+               "corpus": {k: v for k, v in info.items() if k != "stdlib_root"}},  # no machine paths on a card
         paper_figures={
             "Olsson et al. 2022": "every multi-layer model they trained on text formed induction heads, in a phase change "
                                   "at 2.5-5B training tokens; the ICL score (loss at token 500 minus token 50) was about "
