@@ -192,6 +192,18 @@ BAD_CALLS = {
         _block3().autointerp.keyword_rule(["a"]), [["a"]], []), "at least one"),
     "fuzzing_score: lists of different lengths": (lambda: _block3().autointerp.fuzzing_score(
         _block3().autointerp.keyword_rule(["a"]), [["a"]], [[True]], []), "same length"),
+    "feature splitting: decoders of different widths": (lambda: __import__(
+        "mi_course.methods.feature_splitting", fromlist=["x"]).family_tree(torch.zeros(4, 8), torch.ones(6, 16)),
+        "different spaces"),
+    "feature splitting: sizes not smallest first": (lambda: __import__(
+        "mi_course.methods.feature_splitting", fromlist=["x"]).splitting_summary([torch.ones(6, 8), torch.ones(4, 8)]),
+        "smallest first"),
+    "feature splitting: a cosine threshold above 1": (lambda: __import__(
+        "mi_course.methods.feature_splitting", fromlist=["x"]).family_tree(torch.ones(4, 8), torch.ones(6, 8), 2.0),
+        r"threshold must be a cosine in \[-1, 1\]"),
+    "feature splitting: parent and children on different tokens": (lambda: __import__(
+        "mi_course.methods.feature_splitting", fromlist=["x"]).activation_sharing(torch.ones(5), torch.ones(4, 2)),
+        "same tokens"),
     # -- block 3: steering, SHIFT, transcoders --------------------------------------------------------
     "steering: 2-D steering vector": (lambda: __import__("mi_course.methods.steering", fromlist=["x"]).add_vector_hook(
         torch.zeros(2, 128)), "1-D tensor"),

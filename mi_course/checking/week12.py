@@ -575,3 +575,13 @@ def check_fuzzing_score(fn, seed: int | None = None) -> bool:
 
 
 EXERCISES.update({ex.id: ex for ex in (TOP_ACTIVATING, DETECTION, FUZZING)})
+
+
+# -- feature splitting across dictionary sizes (mi_course.checking.week12_splitting), one EXERCISES dict ----
+from mi_course.checking import week12_splitting as _splitting  # noqa: E402
+
+NEAREST_PARENT, COUNT_SPLITS, WITHIN_PARENT = _splitting.NEAREST_PARENT, _splitting.SPLITS, _splitting.WITHIN
+check_nearest_parent = _splitting.check_nearest_parent
+check_count_splits = _splitting.check_count_splits
+check_within_parent = _splitting.check_within_parent
+EXERCISES.update(_splitting.EXERCISES)

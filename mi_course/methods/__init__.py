@@ -52,6 +52,9 @@ Feature dashboards: top contexts, activation bands,       feature_stats         
   logit effects, prompt view (Bricken 2023; SAEDashboard)
 Automated interpretability, scoring: detection, fuzzing   autointerp               12
   (Paulo et al. 2024; Bills et al. 2023)
+Feature splitting across dictionary sizes (Bricken et     feature_splitting        12
+  al. 2023): decoder-cosine family trees, activation
+  sharing, beside random decoders
 Feature steering: add / clamp an SAE latent (Templeton    steering                 13
   2024); activation addition, difference of means
   (Turner 2023, Rimsky 2024); behaviour vs damage sweep
