@@ -596,9 +596,9 @@ def _purity_cases(seed: int) -> list[Case]:
         lat = torch.relu(torch.randn(n, d, generator=g) - 1.0)
         lat[:, 0] = torch.where(labels == 0, 1.0 + torch.rand(n, generator=g), torch.zeros(n))  # pure class 0
         lat[:, 1] = 0.0
-        lat[:2, 1] = 1.0  # fires twice only
+        lat[:1, 1] = 1.0  # fires once only: always below min_count (>= 2)
         lat[:, 2] = 0.0
-        lat[:4, 2] = 1.0  # fires four times
+        lat[: min_count - 1, 2] = 1.0  # one short of min_count
         out.append(Case(f"seed {seed}, min_count {min_count}", {"latents": lat, "labels": labels, "min_count": min_count}))
     return out
 
