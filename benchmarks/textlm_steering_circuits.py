@@ -167,7 +167,8 @@ def steering_section(model, tok, saes: dict, train_w: torch.Tensor, beh_w: torch
         row = {"text": text, "token_ids": ids, "n_positions": int(is_t.sum()), "latent": latent,
                "latent_contrast_sd": round(contrast, 4),
                "cos_feature_dom": round(float(torch.nn.functional.cosine_similarity(dirs["feature"], dirs["diff_of_means"], 0)), 4),
-               "methods": {}}
+               "methods": {}, "unit_vectors": {m: [round(float(u), 5) for u in dirs[m] / dirs[m].norm()]
+                                                for m in ("feature", "diff_of_means")}}
         for m, v in dirs.items():
             v = v / v.norm() * norm
             rows = ST.sweep(hook, lambda s, v=v: ST.add_vector_hook(v, s), STRENGTHS,
@@ -242,7 +243,7 @@ def circuit_section(model, saes: dict, data: dict, reference: torch.Tensor, cfg:
     def flat(e):  # [n_nodes] in a fixed order: per hook, latents then errors
         return torch.cat([torch.cat([x["latents"].flatten(), x["error"]]) for x in e.values()])
 
-    fa, fi = flat(atp) / n, flat(ig) / n                # effects per prompt (the metric is a mean)
+    fa, fi = flat(atp), flat(ig)        # effects on the metric (a mean over prompts; node effects sum over them)
     # ground truth for the strongest nodes: patch one node at a time
     top = fi.abs().argsort(descending=True)[: cfg["n_exact"]].tolist()
     exact = [_patch_one(model, saes, clean, patch, metric, k) - m_clean for k in tqdm(top, desc="exact patching",
@@ -252,7 +253,7 @@ def circuit_section(model, saes: dict, data: dict, reference: torch.Tensor, cfg:
     g = torch.Generator().manual_seed(seed)
     curve = []
     for rel in THRESHOLDS:
-        circuit = SFC.prune(ig, rel * scale * n)
+        circuit = SFC.prune(ig, rel * scale)
         size = SFC.circuit_size(circuit)
         faith = SFC.faithfulness(model, saes, clean, metric, circuit, reference)
         comp = SFC.completeness(model, saes, clean, metric, circuit, reference)
@@ -273,10 +274,10 @@ def circuit_section(model, saes: dict, data: dict, reference: torch.Tensor, cfg:
     edge_rows = []
     if edges is not None:
         for r, (p, j) in enumerate(down):
-            e = edges["latents"][r] / n
+            e = edges["latents"][r]
             idx = e.abs().flatten().argsort(descending=True)[:5]
-            edge_rows.append({"down_latent": j, "down_effect": _r(float(last[j]) / n),
-                              "from_error": _r(float(edges["error"][r].sum()) / n),
+            edge_rows.append({"down_latent": j, "down_effect": _r(float(last[j])),
+                              "from_error": _r(float(edges["error"][r].sum())),
                               "top_upstream": [{"position": int(i) // e.shape[1] - e.shape[0], "latent": int(i) % e.shape[1],
                                                 "effect": _r(float(e.flatten()[i]))} for i in idx]})
     return {"metric": "logit(')') - logit(']') at the last position", "n_prompts": int(n), "gap": data["gap"],
@@ -285,7 +286,8 @@ def circuit_section(model, saes: dict, data: dict, reference: torch.Tensor, cfg:
             "atp_vs_ig_corr": round(corr, 4), "seconds_atp": round(t_atp, 2), "seconds_ig": round(t_ig, 2),
             "exact_top": [{"ig": _r(float(fi[k])), "atp": _r(float(fa[k])), "exact": _r(x)} for k, x in zip(top, exact)],
             "top_nodes": top_nodes, "curve": curve, "edges": edge_rows,
-            "total_ig": _r(float(fi.sum())), "total_actual": round(m_patch - m_clean, 4)}
+            "total_ig_by_hook": {h: _r(float(e["latents"].sum() + e["error"].sum())) for h, e in ig.items()},
+            "total_actual": round(m_patch - m_clean, 4)}
 
 
 def _node_name(saes: dict, pos: int, k: int) -> dict:
