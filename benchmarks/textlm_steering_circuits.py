@@ -191,12 +191,14 @@ def bracket_prompts(tok, held: torch.Tensor, n: int, length: int = 24, gaps=rang
     """Held-out places where the next token is ``)`` and its ``(`` is a token of its own ``gap`` tokens
     earlier, with nothing bracket-like in between: ``[n, length]`` clean prompts ending just before the
     ``)``, the same with that ``(`` swapped for ``[``, and the gap used (the most common one)."""
-    op, cl, ob, cb = (token_ids(tok, c) for c in "()[]")
-    exact = {c: [i for i in ids if tok.decode([i]).strip() == c and tok.decode([i]) == c] or ids
-             for c, ids in zip("()[]", (op, cl, ob, cb))}
-    if not all(exact.values()):
-        raise RuntimeError("the tokenizer has no single-character bracket tokens")
-    o, c, sq, csq = exact["("][0], exact[")"][0], exact["["][0], exact["]"][0]
+    exact = {}
+    for ch in "()[]":
+        ids = token_ids(tok, ch)
+        bare = [i for i in ids if tok.decode([i]) == ch]   # prefer the token without a leading space
+        if not ids:
+            raise RuntimeError(f"the tokenizer has no token {ch!r}")
+        exact[ch] = (bare or ids)[0]
+    o, c, sq, csq = exact["("], exact[")"], exact["["], exact["]"]
     bracketish = torch.tensor([i for s, i in tok.get_vocab().items()
                                if any(ch in tok.decode([i]) for ch in "()[]{}\n")])
     ends = (held[1:] == c).nonzero()[:, 0]                  # held[e] is followed by ")"
@@ -212,6 +214,8 @@ def bracket_prompts(tok, held: torch.Tensor, n: int, length: int = 24, gaps=rang
             found[gap].append(e)
             break
     gap = max(found, key=lambda g: len(found[g]))
+    if not found[gap]:
+        raise RuntimeError("no held-out place where ')' closes a '(' token a few tokens earlier: use more files")
     sel = found[gap][:n]
     clean = torch.stack([held[e - length + 1 : e + 1] for e in sel])
     patch = clean.clone()

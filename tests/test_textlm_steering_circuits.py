@@ -70,3 +70,32 @@ def test_shipped_circuit_figures():
     assert c["metric_clean"] > c["metric_patch"]
     biggest = c["curve"][-1]
     assert biggest["faithfulness"] > biggest["random_faithfulness"]
+
+
+class _CharTokenizer:
+    """One token per character of a small alphabet (id 0 is <|endoftext|>)."""
+
+    chars = "\x00abcxyz()[]{} =,\n"
+
+    def get_vocab(self):
+        return {ch: i for i, ch in enumerate(self.chars)}
+
+    def decode(self, ids):
+        return "".join(self.chars[i] for i in ids)
+
+    def encode_text(self, text):
+        return torch.tensor([self.chars.index(ch) for ch in text])
+
+
+def test_bracket_prompts_find_aligned_pairs_and_swap_the_opening_bracket():
+    B = _bench()
+    tok = _CharTokenizer()
+    text = "x = ab(a, b) + (c) and f(xyz) = [a] " * 6 + "a(b, c)"
+    held = tok.encode_text(text.replace("+", " ").replace("and", "a z").replace("f", "c"))
+    d = B.bracket_prompts(tok, held, n=50, length=8)
+    assert d["gap"] in range(2, 7) and d["clean"].shape[1] == 8 and d["clean"].shape[0] == d["n_found"] > 0
+    o, sq = tok.chars.index("("), tok.chars.index("[")
+    assert (d["clean"][:, 8 - d["gap"]] == o).all() and (d["patch"][:, 8 - d["gap"]] == sq).all()
+    diff = d["clean"] != d["patch"]
+    assert diff.sum() == d["clean"].shape[0]  # only the bracket changes
+    assert d["close"] == tok.chars.index(")") and d["close_square"] == tok.chars.index("]")
