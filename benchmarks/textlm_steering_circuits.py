@@ -49,26 +49,38 @@ STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)   # times the residual stream's mean norm
 DAMAGES = (0.05, 0.1, 0.2, 0.5)          # nats of extra loss at which the methods are compared
 THRESHOLDS = (0.3, 0.1, 0.03, 0.01, 0.003)  # node-effect thresholds (relative to the largest effect)
 
-FULL = dict(max_files=None, n_train_windows=256, n_heldout=64, sae_steps=300, n_circuit=48, ig_steps=10,
+FULL = dict(max_files=None, max_train_files=2000, n_train_windows=256, n_heldout=64, sae_steps=300, n_circuit=48, ig_steps=10,
             n_exact=12, n_random=5, n_edges=3)
-TINY = dict(max_files=40, n_train_windows=24, n_heldout=8, sae_steps=20, n_circuit=6, ig_steps=3,
+TINY = dict(max_files=40, max_train_files=40, n_train_windows=24, n_heldout=8, sae_steps=20, n_circuit=6, ig_steps=3,
             n_exact=3, n_random=2, n_edges=1)
 
 
 # ------------------------------------------------------------------------------------------- data
-def load(model_name: str, max_files: int | None):
-    """The model, its raw tokenizer and its corpus's tokens (train, held-out), 1-D."""
+def load(model_name: str, max_files: int | None, max_train_files: int | None = None):
+    """The model, its raw tokenizer and its corpus's tokens (train: ``max_train_files`` random files,
+    held-out: ``max_files`` random files; ``None`` = all), 1-D."""
     from mi_course import zoo
-    from mi_course.data import python_corpus as pc
     from mi_course.training import textlm_recipe as v1
 
     model = zoo.load(model_name)
     for p in model.parameters():
         p.requires_grad_(False)
     tok = v1.load_raw_tokenizer(zoo.card(model_name).folder)
-    train = pc.tokenize_split(tok, "train", max_files=max_files)
-    held = pc.tokenize_split(tok, "heldout", max_files=max_files)
-    return model, tok, train, held
+    return model, tok, _tokens(tok, "train", max_train_files), _tokens(tok, "heldout", max_files)
+
+
+def _tokens(tok, split: str, n_files: int | None, seed: int = 0) -> torch.Tensor:
+    """1-D ids of ``n_files`` files of ``split`` drawn at random (seeded; all files in corpus order if ``None``),
+    each preceded by ``<|endoftext|>``."""
+    from mi_course.data import python_corpus as pc
+    from mi_course.data import stdlib_corpus as sc
+
+    fs = pc.files(split)
+    if n_files is not None and n_files < len(fs):
+        pick = torch.randperm(len(fs), generator=torch.Generator().manual_seed(seed))[:n_files].sort().values
+        fs = [fs[i] for i in pick.tolist()]
+    parts = [sc.tokenize_texts(tok, [pc.read(f) for f in fs[i : i + 256]]) for i in range(0, len(fs), 256)]
+    return torch.cat(parts).long()
 
 
 def token_ids(tok, text: str) -> list[int]:
@@ -347,7 +359,7 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
     cfg = {**(TINY if tiny else FULL), **{k: v for k, v in overrides.items() if v is not None}}
     torch.manual_seed(seed)
     t0 = time.time()
-    model, tok, train, held = load(model_name, cfg["max_files"])
+    model, tok, train, held = load(model_name, cfg["max_files"], cfg["max_train_files"])
     n_ctx = model.cfg.n_ctx
     length = min(n_ctx, 128)
     g = torch.Generator().manual_seed(seed)
@@ -403,5 +415,6 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    res = main(a.model, a.write, a.tiny, a.seed, sae_steps=a.sae_steps, max_files=a.max_files)
+    res = main(a.model, a.write, a.tiny, a.seed, sae_steps=a.sae_steps, max_files=a.max_files,
+               max_train_files=a.max_files)
     print(summary(res))
