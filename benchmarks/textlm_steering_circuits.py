@@ -90,14 +90,14 @@ def token_ids(tok, text: str) -> list[int]:
 
 # ------------------------------------------------------------------------------------------- SAEs
 def get_saes(model, model_name: str, train_windows: torch.Tensor, held_windows: torch.Tensor, steps: int,
-             seed: int = 0, progress: bool = True) -> tuple[dict, dict]:
-    """``{hook: SAE}`` for every block's resid_post, and their quality figures."""
+             seed: int = 0, progress: bool = True, layers=None) -> tuple[dict, dict]:
+    """``{hook: SAE}`` for the resid_post of every block (or of ``layers``), and their quality figures."""
     from mi_course import zoo
     from mi_course.methods import sae as S
     from mi_course.training.sae_recipe import D_SAE, K, evaluate
 
     saes, quality = {}, {}
-    for L in range(model.cfg.n_layers):
+    for L in (range(model.cfg.n_layers) if layers is None else layers):
         hook = f"blocks.{L}.hook_resid_post"
         found = [n for n in zoo.sae_names()
                  if zoo.sae_card(n).model_name == model_name and zoo.sae_card(n).hook_name == hook
@@ -367,7 +367,8 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
     held_w = sc.heldout_windows(held, 2 * cfg["n_heldout"], length)
     beh_w, dmg_w = held_w[0::2], held_w[1::2]
     saes, quality = get_saes(model, model_name, sc.random_windows(train, max(cfg["sae_steps"] * 1024 // (n_ctx - 1) + 16, 32),
-                                                                  n_ctx, g), held_w[:16], cfg["sae_steps"], seed, progress)
+                                                                  n_ctx, g), held_w[:16], cfg["sae_steps"], seed, progress,
+                             cfg.get("layers"))
     card = zoo.card(model_name)
     prov = dict(getattr(card, "extra", {}) or {}).get("provisional") or {}
     common = {"model": model_name, "model_sha256": card.sha256, "seed": seed, "tiny": tiny, "config": cfg,
