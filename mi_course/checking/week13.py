@@ -293,7 +293,8 @@ def _metric_fn(a: int, b: int):
     return metric
 
 
-def _circuit_case(seed: int, name: str) -> dict:
+def circuit_case(seed: int, name: str = "") -> dict:
+    """The arguments of one circuit-exercise case: the tiny model, an SAE, tokens, patch tokens, a metric."""
     g = _g(seed)
     n, pos = 4, 7
     tokens = torch.randint(1, 50, (n, pos), generator=g)
@@ -312,7 +313,7 @@ def _node_reference(model, sae, hook_name, tokens, patch_tokens, metric):
 
 
 def _node_cases(seed: int) -> list[Case]:
-    return [Case(f"seed {seed}, tiny model, SAE at {HOOK}", _circuit_case(seed, "atp"))]
+    return [Case(f"seed {seed}, tiny model, SAE at {HOOK}", circuit_case(seed, "atp"))]
 
 
 def _spliced_grads(model, sae, hook_name, tokens, metric, keep_error: bool = True):
@@ -390,7 +391,7 @@ def _ig_reference(model, sae, hook_name, tokens, patch_tokens, metric, steps):
 def _ig_cases(seed: int) -> list[Case]:
     g = _g(seed + 77)
     steps = [3, 6] if seed == 0 else [int(torch.randint(2, 7, (1,), generator=g))]
-    return [Case(f"seed {seed}, steps {s}", {**_circuit_case(seed, "ig"), "steps": s}) for s in steps]
+    return [Case(f"seed {seed}, steps {s}", {**circuit_case(seed, "ig"), "steps": s}) for s in steps]
 
 
 def _ig_alphas(model, sae, hook_name, tokens, patch_tokens, metric, alphas):
