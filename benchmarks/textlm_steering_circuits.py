@@ -36,7 +36,7 @@ card. On a provisional (mid-training) snapshot the files say so (``provisional``
 from __future__ import annotations
 
 import argparse
-import math
+import re
 import time
 
 import torch
@@ -370,10 +370,9 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
                                                                   n_ctx, g), held_w[:16], cfg["sae_steps"], seed, progress,
                              cfg.get("layers"))
     card = zoo.card(model_name)
-    prov = dict(getattr(card, "extra", {}) or {}).get("provisional") or {}
+    snap = re.search(r"snapshot at step (\d+)", card.summary or "", re.IGNORECASE)  # a mid-training snapshot's card
     common = {"model": model_name, "model_sha256": card.sha256, "seed": seed, "tiny": tiny, "config": cfg,
-              "provisional": bool(prov) or "provisional" in (card.summary or "").lower(),
-              "snapshot_step": prov.get("step") if isinstance(prov, dict) else None, "saes": quality}
+              "provisional": snap is not None, "snapshot_step": int(snap.group(1)) if snap else None, "saes": quality}
     steer = {**common, **steering_section(model, tok, saes, train_w, beh_w, dmg_w, seed)}
     data = bracket_prompts(tok, held, cfg["n_circuit"])
     ref = sc.random_windows(held, max(2 * cfg["n_circuit"], 16), data["clean"].shape[1], torch.Generator().manual_seed(seed + 1))
