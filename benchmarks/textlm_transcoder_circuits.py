@@ -8,7 +8,8 @@
 Transcoders: the zoo's ``<model>-L0-transcoder-topk`` and ``<model>-L1-transcoder-topk`` (MLPs 0 and 1;
 ``mi-course train``), or, with ``--smoke`` / ``--train-steps N``, two small ones trained here for a few
 steps (the files then say so). Everything is seeded (``seed`` in the settings); the windows are the
-model's held-out windows (``sae_recipe.windows``).
+model's held-out windows, ``sae_recipe.windows(model, "heldout", n_heldout_windows, 0)`` (evenly spaced, so
+their number, stored in the settings, fixes them: a window index in the files refers to that tensor).
 
 1. **Evaluation** (:func:`mi_course.methods.transcoders.evaluate`): L0, explained variance of the MLP
    output, dead latents, loss recovered, for each transcoder; and, at the later MLP, a fresh TopK
@@ -21,7 +22,8 @@ model's held-out windows (``sae_recipe.windows``).
    the ``n_early`` largest earlier latents form its circuit. Its *share* is their summed attribution
    over the summed sizes of all parts of the later latent's pre-activation at those tokens (theirs,
    the other earlier latents', and the rest: bias, other layers, error terms), in [-1, 1]; the
-   ``n_circuits`` candidates with the largest share are kept.
+   ``n_circuits`` candidates with the largest share are kept, each sharing at most half of its earlier
+   latents with one kept before it (dense earlier latents would otherwise make every circuit the same).
 3. **Attribution against ablation.** For each circuit, context and earlier latent (the circuit's, and
    as a baseline the same number of other earlier latents active at that token): the attribution,
    and the drop of the later latent's pre-activation when the earlier latent's write is removed
@@ -176,7 +178,13 @@ def pick_circuits(sc: dict, conn: torch.Tensor, s: Settings) -> list[dict]:
         rows.append({"late_latent": j, "early_latents": top.tolist(), "share": float(a_top.sum()) / total,
                      "frequency": float(freq[j]), "contexts": idx.tolist()})
     rows.sort(key=lambda r: -r["share"])
-    return rows[: s.n_circuits]
+    kept: list[dict] = []
+    for r in rows:     # distinct circuits: at most half of the earlier latents shared with one already kept
+        if all(len(set(r["early_latents"]) & set(k["early_latents"])) <= s.n_early // 2 for k in kept):
+            kept.append(r)
+        if len(kept) == s.n_circuits:
+            break
+    return kept
 
 
 @torch.no_grad()
@@ -272,7 +280,8 @@ def main(model_name: str = MODEL, s: Settings | None = None, write: bool = False
     t0 = time.time()
     model = zoo.load(model_name)
     n_win = max(s.n_eval_windows, s.n_scan_windows)
-    held = heldout(model_name, n_win + s.compare_train_windows)
+    n_held = n_win + s.compare_train_windows      # held-out windows are evenly spaced: their count fixes them
+    held = heldout(model_name, n_held)
     eval_w, scan_w = held[: s.n_eval_windows], held[: s.n_scan_windows]
     train_w = held[n_win:]                     # disjoint from the evaluation and scan windows
     early, late = None, None
@@ -322,6 +331,7 @@ def main(model_name: str = MODEL, s: Settings | None = None, write: bool = False
 
     seconds = time.time() - t0
     settings = {**asdict(s), "model": model_name, "layers": list(LAYERS), "transcoders": names,
+                "n_heldout_windows": n_held,
                 "windows": f"held-out windows of {model.cfg.n_ctx} tokens: the first {s.n_eval_windows} evaluate, the "
                            f"first {s.n_scan_windows} are scanned, the next {s.compare_train_windows} train the "
                            "transcoder/SAE comparison", "cpu_seconds": round(seconds), "eval_seconds": round(t_eval)}

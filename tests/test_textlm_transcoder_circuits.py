@@ -95,7 +95,7 @@ def test_first_pairs_re_measured(measured):
         pytest.skip("the file was measured with transcoders trained inside the benchmark")
     model = zoo.load(B.MODEL)
     early, late = (zoo.load_sae(n) for n in st["transcoders"])
-    tokens = B.heldout(B.MODEL, st["n_scan_windows"])
+    tokens = B.heldout(B.MODEL, st["n_heldout_windows"])
     for r in circ["pairs"][:3]:
         w, p = r["window"], r["position"]
         got = T.ablation_effect(model, early, late, tokens[w:w + 1], r["early"], r["late"], positions=[p])[0, p]
