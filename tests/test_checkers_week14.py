@@ -52,7 +52,7 @@ def test_a_splice_that_ignores_the_layer_fails():
         week14.check_spliced_logits(always_mlp0, seed=0)
 
 
-@pytest.mark.parametrize("data_seed", [0, 1401])
+@pytest.mark.parametrize("data_seed", [0, 1403])  # 1403: the notebook's hidden test
 def test_training_outcome_of_the_reference_is_all_ones(data_seed):
     assert week14.training_outcome(week14._reference_train, data_seed).tolist() == [1.0, 1.0, 1.0]
 
