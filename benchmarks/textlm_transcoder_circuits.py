@@ -274,7 +274,6 @@ def main(model_name: str = MODEL, s: Settings | None = None, write: bool = False
     from mi_course.methods import transcoders as T
     from mi_course.zoo.tokenizer_files import tokenizer_for
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     s = s or Settings()
     torch.manual_seed(s.seed)
     t0 = time.time()
@@ -284,7 +283,6 @@ def main(model_name: str = MODEL, s: Settings | None = None, write: bool = False
     held = heldout(model_name, n_held)
     eval_w, scan_w = held[: s.n_eval_windows], held[: s.n_scan_windows]
     train_w = held[n_win:]                     # disjoint from the evaluation and scan windows
-    early, late = None, None
     tcs, names = transcoders(model, model_name, s, train_w)
     early, late = tcs
     tok = tokenizer_for(zoo.card(model_name))
