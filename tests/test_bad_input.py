@@ -214,6 +214,12 @@ BAD_CALLS = {
     "transcoders: an SAE where a transcoder is needed": (lambda: __import__(
         "mi_course.methods.transcoders", fromlist=["x"]).splice_hooks(zoo.load_sae("text-lm-L1-resid-topk")),
         "expected a transcoder"),
+    "transcoders: the late transcoder's MLP before the early one's": (lambda: (lambda T, m: T.ablation_effect(
+        m, T.make_transcoder(m, 2, 8, "relu"), T.make_transcoder(m, 1, 8, "relu"), torch.zeros(1, 4, dtype=torch.long),
+        0, 0))(__import__("mi_course.methods.transcoders", fromlist=["x"]), _kb_lm()[0]), "must come after"),
+    "transcoders: late latent out of range": (lambda: (lambda T, m: T.direct_attributions(
+        m, T.make_transcoder(m, 0, 8, "relu"), T.make_transcoder(m, 1, 8, "relu"), torch.zeros(1, 4, dtype=torch.long),
+        8))(__import__("mi_course.methods.transcoders", fromlist=["x"]), _kb_lm()[0]), r"late_latent must be an int in 0\.\.7"),
     "feature circuits: pruning with a negative threshold": (lambda: __import__(
         "mi_course.methods.sparse_feature_circuits", fromlist=["x"]).prune({}, -0.5), "non-negative"),
     "GRACE: negative deferral radius": (lambda: __import__("mi_course.methods.grace", fromlist=["Grace"]).Grace(

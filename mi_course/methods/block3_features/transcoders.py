@@ -35,7 +35,8 @@ from mi_course.errors import InputError
 from mi_course.zoo import hooks as hk
 
 __all__ = ["INPUT_SITE", "OUTPUT_SITE", "make_transcoder", "transcoder_loss", "splice_hooks", "evaluate",
-           "connections", "attributions", "de_embedding", "logit_effect", "compare_with_sae"]
+           "connections", "attributions", "de_embedding", "logit_effect", "compare_with_sae",
+           "direct_attributions", "ablation_effect"]
 
 INPUT_SITE, OUTPUT_SITE = "mlp_in", "mlp_out"
 
@@ -169,6 +170,100 @@ def logit_effect(model, tc) -> torch.Tensor:
     ignoring the final LayerNorm's scale)."""
     dec = tc.W_dec.detach() / tc.output_scale
     return (dec - dec.mean(-1, keepdim=True)) @ model.W_U.detach()
+
+
+def _mlp_layer(tc, which: str) -> int:
+    name = getattr(tc, "hook_name", None) or ""
+    if not hk.mlp_in.matches(name):
+        raise InputError(f"the {which} transcoder must read an MLP input (blocks.L.mlp.hook_in), got hook_name {name!r}")
+    return int(name.split(".")[1])
+
+
+def _pair(model, early, late) -> tuple[int, int]:
+    _check_transcoder(early)
+    _check_transcoder(late)
+    le, ll = _mlp_layer(early, "early"), _mlp_layer(late, "late")
+    if not getattr(early, "output_hook_name", None):
+        raise InputError("the early transcoder needs output_hook_name (the MLP output it writes)")
+    if ll <= le:
+        raise InputError(f"the late transcoder's MLP (layer {ll}) must come after the early one's (layer {le})")
+    if ll >= model.cfg.n_layers:
+        raise InputError(f"the late transcoder's layer {ll} is not a layer of this {model.cfg.n_layers}-layer model")
+    return le, ll
+
+
+def _tokens(tokens) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype not in (torch.long, torch.int):
+        raise InputError(f"tokens must be an integer tensor [batch, pos], got {getattr(tokens, 'shape', type(tokens))}")
+    return tokens
+
+
+def _latent(name: str, i, n: int) -> int:
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+        raise InputError(f"{name} must be an int in 0..{n - 1}, got {i!r}")
+    return i
+
+
+@torch.no_grad()
+def direct_attributions(model, early, late, tokens: torch.Tensor, late_latent: int) -> torch.Tensor:
+    """``[batch, pos, d_sae_early]``: on the model's own run over ``tokens`` ``[batch, pos]``, each earlier
+    latent's contribution to the later latent's pre-activation at the same position, through the
+    residual stream and the later ``ln2`` (its real scale, read from ``blocks.L.hook_resid_mid``):
+    :func:`attributions` with :func:`connections`. Position 0 is left at 0 (the transcoders skip it)."""
+    le, ll = _pair(model, early, late)
+    tokens = _tokens(tokens)
+    late_latent = _latent("late_latent", late_latent, late.d_sae)
+    names = (early.hook_name, hk.resid_mid(ll))
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    f = early.encode(cache[early.hook_name])                                    # [b, p, d_e]
+    r = cache[hk.resid_mid(ll)]
+    scale = ((r - r.mean(-1, keepdim=True)).pow(2).mean(-1) + model.cfg.eps).sqrt()   # [b, p]
+    conn = connections(early, late, ln_weight=_ln_weight(model, ll))
+    out = attributions(f, conn, late_latent, ln_scale=scale)
+    out[:, 0] = 0
+    return out
+
+
+@torch.no_grad()
+def ablation_effect(model, early, late, tokens: torch.Tensor, early_latent: int, late_latent: int,
+                    positions: list[int] | None = None) -> torch.Tensor:
+    """``[batch, pos]``: clean minus ablated pre-activation of the later transcoder's ``late_latent`` when
+    the earlier transcoder's ``early_latent`` is removed from the earlier MLP's output, i.e.
+    ``f_i(x) * W_dec[i]`` (model units) subtracted at ``positions`` (default: all but position 0);
+    everything else, the MLP's own error term included, stays. Positive: the earlier latent pushed
+    the later one up."""
+    _pair(model, early, late)
+    tokens = _tokens(tokens)
+    early_latent = _latent("early_latent", early_latent, early.d_sae)
+    late_latent = _latent("late_latent", late_latent, late.d_sae)
+    n_pos = tokens.shape[1]
+    mask = torch.zeros(n_pos, dtype=torch.bool)
+    if positions is None:
+        mask[1:] = True
+    else:
+        if any(isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < n_pos for p in positions):
+            raise InputError(f"positions must be ints in 0..{n_pos - 1}, got {positions!r}")
+        mask[list(positions)] = True
+    stash: dict = {}
+
+    def read(act, hook=None):
+        stash["f"] = early.encode(act)[..., early_latent]                     # [b, p]
+        return act
+
+    def remove(act, hook=None):
+        write = stash["f"][..., None] * early.W_dec[early_latent] / early.output_scale
+        return act - (write * mask[None, :, None].to(act.dtype)).to(act.dtype)
+
+    def record(key):
+        def hook(act, hook=None):
+            stash[key] = late.pre_activations(act.to(late.W_enc.dtype) * late.input_scale)[..., late_latent]
+            return act
+        return hook
+
+    model.run_with_hooks(tokens, fwd_hooks=[(late.hook_name, record("clean"))])
+    model.run_with_hooks(tokens, fwd_hooks=[(early.hook_name, read), (early.output_hook_name, remove),
+                                            (late.hook_name, record("ablated"))])
+    return stash["clean"] - stash["ablated"]
 
 
 # ---------------------------------------------------------------------------------- comparison
