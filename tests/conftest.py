@@ -54,3 +54,14 @@ def _grad_mode_is_restored():
 
     yield
     torch.set_grad_enabled(True)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small SAE/transcoder training crawls with 2 threads under load)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -6,12 +6,7 @@ from mi_course.checking import week14
 from mi_course.methods import transcoders as T
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_at_least_eight_exercises():
