@@ -18,7 +18,7 @@ Cost: about 35 MFLOP per training token, ~1e15 FLOP in all: minutes on a GPU, ho
 so ~3 hours for the 3,700 steps; tokenizing the ~215 MB corpus took ~0.2 MB/s on one busy core).
 So the run keeps its state in a run folder (model, optimizer, step, which fixes the learning-rate
 schedule, the batch sampler's and torch's RNG, history, elapsed time), saved every
-``save_every`` steps and on Ctrl-C; running the same command again resumes where it stopped and
+``save_every`` steps and on Ctrl-C or SIGTERM; running the same command again resumes where it stopped and
 ends exactly where an uninterrupted run would have::
 
     python -m mi_course.training.textlm2_recipe --device cuda      # or cpu; resumes if stopped
@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,6 +179,21 @@ def measure(model, heldout_ids: torch.Tensor, train_ids: torch.Tensor | None = N
 
 
 # ------------------------------------------------------------------------------------- training
+def _term_as_interrupt():
+    """While training, SIGTERM (``kill``; a background job ignores Ctrl-C) saves and stops like Ctrl-C.
+
+    Returns the function that puts the old handler back. Outside the main thread: nothing to do.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
 def _optimizer(model, recipe: Recipe):
     decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for _, p in model.named_parameters() if p.ndim < 2]
@@ -242,6 +259,7 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
                dynamic_ncols=True)
     t0 = time.time()
     start = step
+    restore = _term_as_interrupt()
     try:
         while step < recipe.steps and (stop_after is None or step - start < stop_after):
             for group in opt.param_groups:
@@ -271,6 +289,8 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
         bar.close()
         print(f"stopped at step {step}; run the same command again to resume from {state_path}")
         raise
+    finally:
+        restore()
     save()
     bar.close()
     bridge.load_state_dict(model.state_dict())
@@ -388,11 +408,13 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
 
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    threads: int | None = None, device: str = "cpu", run_dir: Path | None = None,
-                   max_files: int | None = None, lens_steps: int = 150):
+                   max_files: int | None = None, lens_steps: int | None = None):
     """Run (or resume) the full recipe, then measure and write tokenizer, checkpoint and card.
 
-    Default folder: the zoo's ``text-lm-v2`` (the shipped ``text-lm`` is left alone).
+    Default folder: the zoo's ``text-lm-v2`` (the shipped ``text-lm`` is left alone). ``lens_steps``:
+    the tuned lens's training steps (default 150; 2 for a smoke run of under 200 steps).
     """
+    lens_steps = lens_steps or (150 if not steps or steps >= 200 else 2)
     recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}))
     if steps and steps < recipe.warmup * 2:
         recipe.warmup = max(1, steps // 10)
