@@ -2,6 +2,10 @@
 
     python benchmarks/sae_dashboards.py            # print
     python benchmarks/sae_dashboards.py --write    # also ship them beside the SAE
+    python benchmarks/sae_dashboards.py --sae text-lm-v2-L1-resid-topk --write   # another zoo SAE
+
+For a model trained on the python corpus (``text-lm-v2``) the stream is the 512 held-out windows shipped
+beside its checkpoint (the same on every machine); for ``text-lm`` (stdlib) every window of the held-out split.
 
 Runs the SAE's model over every non-overlapping window of its corpus's held-out split, computes
 :func:`mi_course.methods.feature_stats.compute_feature_stats` (seed 0) and writes
@@ -28,7 +32,13 @@ SHOWN = (3, 13, 89, 8)
 
 
 def stream_tokens(model_name: str) -> torch.Tensor:
+    """``[n, n_ctx]`` held-out windows of the model's own corpus."""
     from mi_course import zoo
+    from mi_course.zoo import text
+
+    if text.corpus_of(model_name) == "python":
+        sample = text.heldout_sample(model_name)
+        return sample.long() if sample is not None else text.windows(model_name, "heldout", 512, 0)
     from mi_course.data import stdlib_corpus as sc
     from mi_course.training import textlm_recipe as v1
 
@@ -71,7 +81,8 @@ def main(write: bool = False, name: str = NAME) -> dict:
     lat = scored_latents(stats)
     rows = AI.score_latents(stats, tok, lat)
     summary = summarise(rows)
-    shown = {str(i): r for i in SHOWN for r in AI.score_latents(stats, tok, [i])}
+    shown_ids = SHOWN if name == NAME else ()  # chosen by reading this SAE's dashboards
+    shown = {str(i): r for i in shown_ids for r in AI.score_latents(stats, tok, [i])}
     out = {"latents_scored": len(rows), **summary,
            "dead_on_stream": int((stats.density == 0).sum()),
            "density_median_alive": round(float(stats.density[stats.density > 0].median()), 5),
@@ -91,7 +102,7 @@ def main(write: bool = False, name: str = NAME) -> dict:
         card.extra = dict(card.extra or {})
         card.extra["feature_stats"] = {
             "file": FS.STATS_FILE, "sha256": sha256_of(path), "sae_sha256": card.sha256,
-            "command": "python benchmarks/sae_dashboards.py --write",
+            "command": "python benchmarks/sae_dashboards.py --write" + ("" if name == NAME else f" --sae {name}"),
             "stream": out["settings"].split(";")[0], "cpu_time": f"{seconds:.0f} s (one core, shared)"}
         card.save(card.folder)
         card.write_measured("autointerp", out)
@@ -100,4 +111,4 @@ def main(write: bool = False, name: str = NAME) -> dict:
 
 
 if __name__ == "__main__":
-    main(write="--write" in sys.argv)
+    main(write="--write" in sys.argv, name=sys.argv[sys.argv.index("--sae") + 1] if "--sae" in sys.argv else NAME)

@@ -7,7 +7,6 @@ names to (function, help, argument adder).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -29,13 +28,13 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from mi_course.training import RECIPES
+    from mi_course.training import RECIPES, recipe
 
     if args.name not in RECIPES:
         print(f"No training recipe for '{args.name}'. Recipes: {', '.join(sorted(RECIPES))}", file=sys.stderr)
         return 2
-    mod = importlib.import_module(RECIPES[args.name])
-    kwargs = {"seed": args.seed, "folder": Path(args.out) if args.out else None}
+    mod, kwargs = recipe(args.name)
+    kwargs.update({"seed": args.seed, "folder": Path(args.out) if args.out else None})
     if args.steps:
         kwargs["steps"] = args.steps
     card = mod.train_and_save(**kwargs)

@@ -51,6 +51,23 @@ def test_icl_score_and_measure(tmp_path):
     assert "text-lm-v2" in RECIPES and RECIPES["text-lm"].endswith("textlm_recipe")
 
 
+def test_every_recipe_entry_resolves_and_takes_its_arguments():
+    """``mi-course train NAME`` for every name: the module imports and its train_and_save takes the entry's
+    keyword arguments and the CLI's (seed, folder, steps)."""
+    import inspect
+
+    from mi_course.training import recipe
+
+    for name in RECIPES:
+        mod, kwargs = recipe(name)
+        params = inspect.signature(mod.train_and_save).parameters
+        assert set(kwargs) | {"seed", "folder", "steps"} <= set(params), name
+        if "name" in kwargs:
+            assert kwargs["name"] == name
+    with pytest.raises(KeyError):
+        recipe("no-such-model")
+
+
 def test_config_is_the_measured_point():
     c = R2.CONFIG
     assert (c["n_layers"], c["d_model"], c["n_ctx"], c["d_vocab"]) == (4, 256, 256, 4096)
