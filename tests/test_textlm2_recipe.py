@@ -121,3 +121,24 @@ def test_snapshot_ships_a_heldout_sample_that_zoo_text_reads(tmp_path, monkeypat
     assert sample.shape == (R2.HELDOUT_SAMPLE_WINDOWS, 32) and bool((sample[:, 0] == 0).all())
     w = text.windows(R2.NAME, "heldout", 8)
     assert w.shape == (8, 32) and torch.equal(w[0], sample[0]) and torch.equal(w[-1], sample[-1])
+
+
+def test_the_block3_pipeline_plans_from_what_is_shipped(monkeypatch):
+    """benchmarks/text_lm_v2_pipeline.py: everything while the model is not shipped; after that only
+    what is missing or was made from another checkpoint, and the benchmarks reading a retrained SAE."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "text_lm_v2_pipeline", Path(__file__).parents[1] / "benchmarks" / "text_lm_v2_pipeline.py")
+    P = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(P)
+    every = ["model", P.SAE, *P.TRANSCODERS, *(b[0] for b in P.BENCHMARKS)]
+    monkeypatch.setattr(P, "_model_done", lambda: False)
+    assert P.plan() == every
+    monkeypatch.setattr(P, "_model_done", lambda: True)
+    monkeypatch.setattr(P, "_trained_on_this_model", lambda name: name != P.SAE)
+    monkeypatch.setattr(P, "_benchmark_done", lambda step, topic: True)
+    assert P.plan() == [P.SAE, "dashboards", "steering_circuits"]
+    monkeypatch.setattr(P, "_trained_on_this_model", lambda name: True)
+    assert P.plan() == [] and P.plan(("feature_splitting",)) == ["feature_splitting"]
