@@ -145,14 +145,28 @@ def icl_score(losses: torch.Tensor, early: int = 50, late: int | None = None) ->
     return float(losses[:, late].mean() - losses[:, early].mean())
 
 
+def card_windows(heldout: torch.Tensor, n_ctx: int, n_windows: int = 128) -> torch.Tensor:
+    """The held-out windows the card is measured on: every 4th of the shipped sample's 512.
+
+    ``heldout``: the held-out split's ids (1-D), or the sample shipped beside the checkpoint
+    ``[512, n_ctx]`` (``zoo.text.heldout_sample``); both give the same windows, so a test re-measures
+    the card on any machine, whatever its installed packages make of the corpus.
+    """
+    sample = heldout if heldout.ndim == 2 else sc.heldout_windows(heldout, HELDOUT_SAMPLE_WINDOWS, n_ctx)
+    return sample[:: max(1, sample.shape[0] // n_windows)][:n_windows].long()
+
+
 @torch.no_grad()
 def measure(model, heldout_ids: torch.Tensor, train_ids: torch.Tensor | None = None, n_windows: int = 128) -> dict:
-    """The card's figures: held-out loss (beside unigram and bigram models), induction score, ICL score."""
+    """The card's figures: held-out loss (beside unigram and bigram models), induction score, ICL score.
+
+    ``heldout_ids``: the held-out split (1-D) or the shipped sample ``[512, n_ctx]`` (:func:`card_windows`).
+    """
     from mi_course.data.induction import repeated_random_tokens
     from mi_course.methods.induction import head_scores, per_token_loss, repeated_half_losses
 
     n_ctx = model.cfg.n_ctx
-    batch = sc.heldout_windows(heldout_ids, n_windows, n_ctx)
+    batch = card_windows(heldout_ids, n_ctx, n_windows)
     losses = token_losses(model, batch)
     figs: dict = {"heldout_loss": {"value": round(float(losses.mean()), 4),
                                    "description": f"nats/token on {batch.shape[0]} fixed held-out windows of {n_ctx} tokens"}}
