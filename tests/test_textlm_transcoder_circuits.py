@@ -53,6 +53,19 @@ def test_smoke_run_on_text_lm():
     assert circ["agreement"]["circuit"]["n_pairs"] == sum(len(c["contexts"]) * B.SMOKE.n_early for c in circ["circuits"])
     ev = out["transcoders"]["vs_sae_equal_l0"]
     assert ev["transcoder"]["l0"] == ev["sae"]["l0"] == B.SMOKE.compare_k
+    # week 14's figure tests draw from a saved smoke output: it must still have the benchmark's keys
+    import json
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_week14_figures import FIXTURE, _keys
+
+    fixture = json.loads(FIXTURE.read_text())
+
+    def keys(d):  # per-latent keys (latent ids) aside
+        return {k for k in _keys(d) if "early_de_embedding_top_tokens/" not in k}
+
+    for part in ("transcoders", "circuit"):
+        assert keys(out[part]) == keys(fixture[part]), f"{part}: regenerate {FIXTURE.name} (see its 'about')"
 
 
 # ------------------------------------------------------------------------ the measured files (v2)
