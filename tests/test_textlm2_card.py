@@ -32,7 +32,7 @@ def test_loads_with_its_tokenizer_sample_and_lens(v2):
     sample = text.heldout_sample(R2.NAME)
     assert sample.shape == (R2.HELDOUT_SAMPLE_WINDOWS, 256) and (sample[:, 0] == 0).all()
     assert load_tuned_lens(v2) is not None
-    assert card.training["steps"] == R2.Recipe().steps and card.size_bytes < 40e6
+    assert card.training["steps"] == R2.Recipe().steps and card.size_bytes <= 25e6  # the issue's bound
 
 
 @pytest.mark.slow
@@ -48,7 +48,8 @@ def test_card_figures_are_what_the_checkpoint_shows(v2, one_thread):
         if key in got:
             assert got[key]["value"] == pytest.approx(fig["value"], abs=2e-3), key
     f = {k: v["value"] for k, v in card.figures.items()}
-    # what block 3 needs of it, against baselines: better than n-grams, uses its context, copies
-    assert f["heldout_loss"] < f["bigram_loss"] - 0.5 < f["unigram_loss"]
-    assert f["icl_score"] < -0.2
-    assert f["induction_score"] > 0.3
+    # what block 3 needs of it (#10's bar), against baselines: below the bigram model, uses its context
+    # (ICL score < 0), copies (an induction head >= 0.5 on repeated random tokens)
+    assert f["heldout_loss"] < f["bigram_loss"] < f["unigram_loss"]
+    assert f["icl_score"] < 0
+    assert f["induction_score"] >= 0.5
