@@ -4,6 +4,7 @@
     python3 bootstrap.py course                # set up, then open JupyterLab on notebooks/ (students)
     python3 bootstrap.py course --instructor   # the same with nbgrader's instructor tools
     python3 bootstrap.py test                  # set up, then run the test suite
+    python3 bootstrap.py test -k week02        # ... or only what pytest's arguments select
 
 `course` starts JupyterLab with the course's environment first on PATH, so `mi-course` works in
 notebooks (`!mi-course ...`) and in JupyterLab's terminals; it prints how to activate the same
@@ -122,6 +123,27 @@ def activation_hint() -> str:
     return f"  source {os.path.relpath(BIN / 'activate')}" if Path.cwd() == ROOT else f"  source {BIN / 'activate'}"
 
 
+def test_commands(extra: list[str], cpus: int | None = None) -> list[list[str]]:
+    """The pytest runs of ``bootstrap.py test``.
+
+    With arguments: one run with them. Without: the tests marked ``alone`` first (they judge notebook
+    run times or drive real servers, so they get a quiet machine), then the rest spread over the CPUs
+    by file (pytest-xdist; most tests use one thread, so a second core would otherwise idle).
+    """
+    pytest = [str(PY), "-m", "pytest"]
+    if extra:
+        return [pytest + extra]
+    cpus = cpus or os.cpu_count() or 1
+    rest = pytest + ["-m", "not alone"] + (["-n", str(min(cpus, 4)), "--dist", "loadfile"] if cpus > 1 else [])
+    return [pytest + ["-m", "alone"], rest]
+
+
+def run_tests(extra: list[str], env: dict) -> int:
+    """Every run of :func:`test_commands`, even after a failure; non-zero if any failed."""
+    codes = [subprocess.run(cmd, cwd=ROOT, env=env).returncode for cmd in test_commands(extra)]
+    return next((c for c in codes if c), 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     what = args[0] if args else "course"
@@ -134,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if what == "test":
         ensure_chromium()
         env.setdefault("HF_HUB_OFFLINE", "1")
-        return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT, env=env).returncode
+        return run_tests(extra, env)
     instructor = "--instructor" in extra
     extra = [a for a in extra if a != "--instructor"]
     cmd, env, config = lab_command(instructor, extra)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.alone  # real JupyterLab servers: bootstrap.py test runs this file first, alone
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -34,6 +36,14 @@ def bootstrap():
 
 def test_ci_runs_the_readme_command():
     assert (REPO / ".ci" / "run").read_text().strip().endswith("exec python3 bootstrap.py test")
+
+
+def test_the_test_command_runs_timed_tests_alone_then_the_rest_in_parallel(bootstrap):
+    first, rest = bootstrap.test_commands([], cpus=2)
+    assert first[-2:] == ["-m", "alone"]
+    assert rest[-6:] == ["-m", "not alone", "-n", "2", "--dist", "loadfile"]
+    assert bootstrap.test_commands([], cpus=1)[1][-2:] == ["-m", "not alone"]  # no workers on one CPU
+    assert bootstrap.test_commands(["-k", "week02"], cpus=2) == [first[:-2] + ["-k", "week02"]]
 
 
 def test_venv_bin_first_on_path_and_root_allowed(bootstrap):

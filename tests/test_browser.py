@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 # Seconds for the whole test; the notebook itself runs in about 10 s on CPU.
 BUDGET_S = int(os.environ.get("MI_COURSE_BROWSER_BUDGET", 240))
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUDGET_S + 60)]
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(BUDGET_S + 60)]
 
 
 def _free_port() -> int:

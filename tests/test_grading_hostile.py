@@ -21,7 +21,7 @@ from hostile.variants import Week, variants  # noqa: E402
 from mi_course.grading import grader, sandbox  # noqa: E402
 from mi_course.grading.course import find_course, trusted_week  # noqa: E402
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.alone,
               pytest.mark.skipif(not sandbox.probe().full,
                                  reason="grading sandbox needs root with namespaces: " + "; ".join(sandbox.probe().problems))]
 

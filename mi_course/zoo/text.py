@@ -76,7 +76,7 @@ def tokens(name: str, split: str = "train") -> torch.Tensor:
         return torch.load(path, weights_only=True).long()
     ids = pc.tokenize_split(tok, split, progress=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # processes tokenizing at once each write their own
     torch.save(ids.to(torch.int16), tmp)
     os.replace(tmp, path)
     return ids
