@@ -120,7 +120,7 @@ def _dense(m):
 
 
 def test_k_composition_circuit_claims(attn_model):
-    """Prose (section 9): through 0.3 the K-composition circuit's top-1 diagonal is 100% for every
+    """Prose (section 10): through 0.3 the K-composition circuit's top-1 diagonal is 100% for every
     layer-1 head, the direct QK circuit's 0%; through 0.2 about half (47-57%), through 0.0/0.1 at most 11%."""
     W_E = attn_model.W_E.detach()
     for h in range(4):
