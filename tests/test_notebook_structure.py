@@ -27,4 +27,6 @@ def test_predictions_an_open_investigation_and_the_papers_side_by_side(week, rep
     text = "\n".join(_markdown(week, repo)).lower()
     assert "predict" in text, f"{week}: no prediction asked before a reveal"
     assert "open investigation" in text, f"{week}: no open investigation"
-    assert "ours vs the paper" in text, f"{week}: no 'ours vs the paper(s)' summary"
+    if week.startswith("00_"):
+        return  # the toolkit tour reproduces no paper
+    assert re.search(r"ours (vs|beside) the paper", text), f"{week}: no 'ours vs the paper(s)' summary"
