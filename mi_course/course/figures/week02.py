@@ -1,4 +1,5 @@
-"""Week 02 figures, computed from the shipped ``attn-only-2l``."""
+"""Week 02 figures, computed from the shipped ``attn-only-2l``; the last two (section 13, induction heads in
+real Python code) from ``text-lm`` (v1) and ``text-lm-v2`` on v2's shipped held-out windows."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import torch
 from mi_course import zoo
 from mi_course.data.induction import repeated_random_tokens
 from mi_course.methods import ablation, circuits, induction
+from mi_course.zoo import hooks, text
 
 SEQ_LEN = 24
+V1, V2 = "text-lm", "text-lm-v2"   # section 13: when v2 replaces text-lm, V1 becomes v1's new name
+REAL_TEXT_WINDOWS, REAL_TEXT_TOP = 16, 3
 
 
 @lru_cache(maxsize=1)
@@ -151,5 +155,74 @@ def logit_attribution():
     ax.bar(x + 0.2, second, width=0.4, color="tab:blue", label="repeated copy")
     ax.set_xticks(x.tolist(), names); ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("share of the correct logit"); ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+@lru_cache(maxsize=1)
+def real_text_measurements() -> dict:
+    """Section 13's numbers: real-text induction per head for v1 and v2, and v2's zero-ablations.
+
+    -> ``{"real": {V1: ..., V2: ...}`` (``induction.real_text_induction``), ``"deltas"``: label -> (Δ loss on
+    copyable tokens, Δ loss on the others) for v2's top-3 heads, three draws of 3 random other heads and its
+    best previous-token head, ``"prev_scores"``: {name: [layer, head]}, ``"top"``, ``"prev_head"``}.
+    """
+    v1, v2 = zoo.load(V1), zoo.load(V2)
+    held = text.windows(V2, "heldout", REAL_TEXT_WINDOWS)[:, : v1.cfg.n_ctx]
+    with torch.no_grad():
+        real = {name: induction.real_text_induction(m, held, ngram=2) for name, m in ((V1, v1), (V2, v2))}
+        H = v2.cfg.n_heads
+        order = [divmod(int(i), H) for i in real[V2]["induction_attention"].flatten().argsort(descending=True)]
+        top, others = order[:REAL_TEXT_TOP], order[REAL_TEXT_TOP:]
+        g = torch.Generator().manual_seed(0)
+        randoms = [[others[i] for i in torch.randperm(len(others), generator=g)[:REAL_TEXT_TOP]] for _ in range(3)]
+        base = (real[V2]["copy_loss"], real[V2]["other_loss"])
+
+        def delta(heads):
+            copy, other = induction.copy_losses(ablation.ablate_heads(v2, held, heads), held, ngram=2)
+            return copy["loss"] - base[0], other["loss"] - base[1]
+
+        prev_scores = {}
+        for name, m in ((V1, v1), (V2, v2)):
+            _, cache = m.run_with_cache(held, names_filter=hooks.only("pattern"))
+            prev_scores[name] = torch.stack([induction.prev_token_scores(cache["pattern", l])
+                                             for l in range(m.cfg.n_layers)])
+        prev_head = divmod(int(prev_scores[V2].argmax()), H)
+        deltas = {"top-3 induction heads": delta(top)}
+        deltas.update({f"random heads {i + 1}": delta(h) for i, h in enumerate(randoms)})
+        deltas[f"previous-token head {prev_head[0]}.{prev_head[1]}"] = delta([prev_head])
+    return {"real": real, "deltas": deltas, "prev_scores": prev_scores, "top": top, "prev_head": prev_head}
+
+
+def real_text_induction():
+    """Attention from each repeated-bigram position to the token after the earlier occurrence, per head, v1 beside
+    v2, with the attention to a random earlier token as the baseline."""
+    m = real_text_measurements()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 2.8), sharey=True)
+    for ax, (name, r) in zip(axes, m["real"].items()):
+        ind, rnd = r["induction_attention"].flatten(), r["random_attention"].flatten()
+        n_layers, n_heads = r["induction_attention"].shape
+        ax.bar(range(len(ind)), ind, color="tab:blue", label="to the token after the earlier occurrence")
+        ax.scatter(range(len(rnd)), rnd, color="k", marker="_", s=80, zorder=3, label="to a random earlier token")
+        ax.set_xticks(range(len(ind)), [f"{l}.{h}" for l in range(n_layers) for h in range(n_heads)], fontsize=7)
+        ax.set_title(name, fontsize=10); ax.set_xlabel("head (layer.head)")
+    axes[0].set_ylabel("mean attention"); axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def real_text_ablation():
+    """Zero-ablating v2's heads: Δ loss on copyable tokens against Δ loss on the others."""
+    deltas = real_text_measurements()["deltas"]
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    for label, (dc, do) in deltas.items():
+        color, marker, size = (("tab:red", "*", 160) if label.startswith("top") else
+                               ("tab:blue", "s", 50) if label.startswith("prev") else ("gray", "o", 40))
+        name = "3 random heads (3 draws)" if label == "random heads 1" else None if label.startswith("random") else label
+        ax.scatter(do, dc, color=color, marker=marker, s=size, label=name)
+    lim = max(max(d) for d in deltas.values()) * 1.1
+    ax.plot([0, lim], [0, lim], "k:", lw=0.8); ax.axhline(0, color="k", lw=0.4); ax.axvline(0, color="k", lw=0.4)
+    ax.set_xlabel("Δ loss, other tokens (nats)"); ax.set_ylabel("Δ loss, copyable tokens (nats)")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
