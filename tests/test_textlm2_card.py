@@ -49,10 +49,15 @@ def test_card_figures_are_what_the_checkpoint_shows(v2, one_thread):
             assert got[key]["value"] == pytest.approx(fig["value"], abs=2e-3), key
     f = {k: v["value"] for k, v in card.figures.items()}
     # what block 3 needs of it, against baselines: below the bigram model (2.06 < 4.06 < 6.44), uses its
-    # context (ICL score -0.58), copies. #10 asks for an induction head >= 0.5 on repeated random tokens; the
-    # shipped run (30.3M tokens, CPU) reached 0.44 (head 3.3; the issue's GPU replica: 0.47 after 16M tokens,
-    # 0.61 after 33M), so that bar is not met yet and is held here at what the model shows. On real code its
-    # three induction heads are unambiguous (tests/test_week02_real_text.py).
+    # context (ICL score -0.58); #10's induction bar is its own test below
     assert f["heldout_loss"] < f["bigram_loss"] < f["unigram_loss"]
-    assert f["icl_score"] < -0.3
-    assert f["induction_score"] >= 0.4
+    assert f["icl_score"] < 0
+
+
+@pytest.mark.xfail(strict=True, reason="#10's bar is not met yet: the shipped CPU run (30.3M tokens) reached 0.44 "
+                   "(head 3.3; the issue's GPU replica: 0.47 after 16M tokens, 0.61 after 33M). A longer run "
+                   "that passes turns this into an XPASS, which fails: then remove this mark.")
+def test_meets_issue_10s_induction_bar():
+    """#10: an induction head >= 0.5 on repeated random tokens (its real-text induction heads are held by
+    tests/test_week02_real_text.py)."""
+    assert zoo.card(R2.NAME).figures["induction_score"]["value"] >= 0.5
