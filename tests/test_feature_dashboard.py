@@ -240,16 +240,22 @@ def test_score_latents_on_small_stats(small):
 
 
 # --------------------------------------------------------------------------- the shipped file
-def _shipped():
-    card = zoo.sae_card(SAE_NAME)
+#: the zoo SAEs shipped with dashboard statistics (text-lm's demo SAE, text-lm-v2's)
+SHIPPED = [n for n in (SAE_NAME, "text-lm-v2-L1-resid-topk") if n in zoo.sae_names()]
+shipped = pytest.mark.parametrize("name", SHIPPED)
+
+
+def _shipped(name):
+    card = zoo.sae_card(name)
     if "feature_stats" not in (card.extra or {}):
         pytest.skip("no shipped feature statistics")
     return card
 
 
-def test_shipped_stats_match_the_card_and_the_sae():
-    card = _shipped()
-    st = FS.load_feature_stats(SAE_NAME)
+@shipped
+def test_shipped_stats_match_the_card_and_the_sae(name):
+    card = _shipped(name)
+    st = FS.load_feature_stats(name)
     assert card.extra["feature_stats"]["sae_sha256"] == card.sha256
     assert st.d_sae == card.config["d_sae"] and st.tokens.shape[1] == zoo.card(card.model_name).config["n_ctx"]
     m = card.measured("autointerp")
@@ -261,17 +267,18 @@ def test_shipped_stats_match_the_card_and_the_sae():
 
 
 @pytest.mark.slow
-def test_shipped_stats_re_measured_on_a_subset():
+@shipped
+def test_shipped_stats_re_measured_on_a_subset(name):
     """Latent activations of the shipped SAE on 8 of the shipped windows equal the stored top contexts there."""
-    _shipped()
-    sae = zoo.load_sae(SAE_NAME)
+    _shipped(name)
+    sae = zoo.load_sae(name)
     model = zoo.load(sae.model_name)
-    st = FS.load_feature_stats(SAE_NAME)
+    st = FS.load_feature_stats(name)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         checked = 0
-        for i in (3, 13, 89):
+        for i in ((3, 13, 89) if name == SAE_NAME else st.alive()[:3].tolist()):
             ctx = st.contexts(i, "top")[:3]
             wins = torch.tensor([c.window for c in ctx])
             A = FS.latent_activations(model, sae, st.tokens[wins]).float()
@@ -284,9 +291,10 @@ def test_shipped_stats_re_measured_on_a_subset():
     assert checked == 9
 
 
-def test_shipped_autointerp_scores_are_what_the_file_gives():
+@shipped
+def test_shipped_autointerp_scores_are_what_the_file_gives(name):
     """The measured summary re-computed from the shipped statistics (pure Python, a few seconds)."""
-    card = _shipped()
+    card = _shipped(name)
     import importlib.util
     from pathlib import Path
 
@@ -295,7 +303,7 @@ def test_shipped_autointerp_scores_are_what_the_file_gives():
     spec = importlib.util.spec_from_file_location("sd", Path(__file__).parents[1] / "benchmarks" / "sae_dashboards.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    st = FS.load_feature_stats(SAE_NAME)
+    st = FS.load_feature_stats(name)
     tok = tokenizer_for(zoo.card(card.model_name))
     m = card.measured("autointerp")
     lat = bench.scored_latents(st)[:50]
