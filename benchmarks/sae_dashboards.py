@@ -26,9 +26,10 @@ import torch
 
 NAME = "text-lm-L1-resid-topk"
 N_SCORED = 200
-#: Latents whose dashboards week 12 shows, chosen by reading this SAE's dashboards; after retraining the
-#: SAE, choose new ones and update week 12's table (tests/test_week12_sae_section.py holds both).
-SHOWN = (3, 13, 89, 8)
+#: Latents whose dashboards week 12 shows, per SAE, chosen by reading its dashboards (a keyword, an
+#: indentation, a bracket, a string, and one whose keyword explanation fails); after retraining an SAE, choose
+#: new ones and update week 12's table (tests/test_week12_sae_section.py holds both).
+SHOWN = {"text-lm-L1-resid-topk": (3, 13, 89, 8), "text-lm-v2-L1-resid-topk": (1013, 127, 1792, 221, 76)}
 
 
 def stream_tokens(model_name: str) -> torch.Tensor:
@@ -81,7 +82,7 @@ def main(write: bool = False, name: str = NAME) -> dict:
     lat = scored_latents(stats)
     rows = AI.score_latents(stats, tok, lat)
     summary = summarise(rows)
-    shown_ids = SHOWN if name == NAME else ()  # chosen by reading this SAE's dashboards
+    shown_ids = SHOWN.get(name, ())  # chosen by reading this SAE's dashboards
     shown = {str(i): r for i in shown_ids for r in AI.score_latents(stats, tok, [i])}
     out = {"latents_scored": len(rows), **summary,
            "dead_on_stream": int((stats.density == 0).sum()),

@@ -1,6 +1,6 @@
 """The numbers week 12's deck quotes, recomputed with the figures' own settings (``course/figures/week12.py``:
 toy models as in the notebook, an SAE on planted features beside its baselines, feature splitting on a
-planted hierarchy), and the deck's references to what changes when ``text-lm`` is retrained."""
+planted hierarchy), and the figures it quotes from ``text-lm-v2``'s SAE (its card, ``measured_autointerp.json``)."""
 
 import re
 from pathlib import Path
@@ -28,16 +28,40 @@ def test_every_slide_figure_exists():
         assert callable(getattr(week12, name, None)), name
 
 
-def test_text_lm_figures_are_cited_not_quoted():
-    """The demo SAE's numbers change when text-lm is retrained: the deck names their files, and quotes only
-    the SAE's configuration (from its card) and the benchmark's sizes."""
+def test_text_lm_v2_sae_figures_are_the_cards():
+    """The real SAE's slide quotes its card and measured autointerp file (final figures: text-lm-v2 has shipped);
+    the splitting slide cites its file and quotes only the benchmark's sizes."""
     from mi_course import zoo
 
     deck = _deck()
-    cfg = zoo.sae_card("text-lm-L1-resid-topk").config
-    assert f"k = {cfg['k']}, {cfg['d_sae']:,} latents" in deck
-    assert "measured_autointerp.json" in deck and "measured_week12_splitting.json" in deck
-    assert 'zoo.sae_card("text-lm-L1-resid-topk")' in deck and "will be retrained" in deck
+    name = "text-lm-v2-L1-resid-topk"
+    card = zoo.sae_card(name)
+    cfg, f = card.config, card.figures
+    assert f"k = {cfg['k']}, {cfg['d_sae']:,} latents" in deck and f'zoo.sae_card("{name}")' in deck
+    assert "trained on 1.23M tokens" in deck and "1.23M tokens" in card.training["data"]
+    for label, key, fmt in (("L0", "l0", "{:.0f}"), ("explained variance", "explained_variance", "{:.2f}"),
+                            ("CE loss recovered", "ce_loss_recovered", "{:.3f}"),
+                            ("dead latents (32,640 tokens)", "dead", "{:.0f}")):
+        row = f"| {label} | {fmt.format(f[key]['value'])} | {fmt.format(f[key]['random_decoder_baseline'])} |"
+        assert row in deck, row
+    assert "32640" in f["dead"]["description"] and "32 held-out windows" in f["ce_loss_recovered"]["description"]
+    assert (f"loss {f['clean']['value']:.2f} clean, {f['spliced']['value']:.2f} spliced, "
+            f"{f['zero_ablated']['value']:.2f} zero-ablated") in deck
+    assert (f"explained variance {f['explained_variance']['value']:.2f} (random decoder "
+            f"{f['explained_variance']['random_decoder_baseline']:.2f}), loss recovered "
+            f"{f['ce_loss_recovered']['value']:.3f} (random decoder {f['ce_loss_recovered']['random_decoder_baseline']:.3f}), "
+            f"{f['dead']['value']:.0f} dead of {cfg['d_sae']:,}") in deck
+    m = card.measured("autointerp")
+    assert (f"scores on {m['latents_scored']} random live latents (`measured_autointerp.json` beside the SAE's card): "
+            f"detection {m['detection']:.2f}, fuzzing {m['fuzzing']:.2f}; random rule {m['random_detection']:.2f} / "
+            f"{m['random_fuzzing']:.2f}; shuffled latent's explanation {m['shuffled_detection']:.2f} / "
+            f"{m['shuffled_fuzzing']:.2f}") in deck
+    s1013, s76 = m["shown"]["1013"], m["shown"]["76"]
+    assert s1013["explanation"] == "tokens ' for'" and s76["explanation"] == "tokens ' value'"
+    assert f"latent 1013, the keyword ` for`: detection {s1013['detection']:.2f}" in deck
+    assert f"detection {s76['detection']:.2f} (chance)" in deck and abs(s76["detection"] - 0.5) < 0.1
+    assert "text-lm-L1-resid-topk" not in deck and "will be retrained" not in deck and "demo" not in deck
+    assert "measured_week12_splitting.json" in deck
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("b", REPO / "benchmarks" / "sae_feature_splitting.py")

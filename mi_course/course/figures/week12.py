@@ -1,10 +1,9 @@
 """Week 12 figures and the numbers the deck quotes, computed on the fly (seeded, a few seconds each):
 the toy models of superposition (the notebook's settings), an SAE on planted features beside its two
 baselines, and feature splitting on a planted hierarchy. ``tests/test_week12_figures.py`` holds the
-numbers the deck states. Figures on ``text-lm``'s SAEs are not drawn here: they change when
-``text-lm`` is retrained, and the deck cites their files instead (the SAE's card,
-``measured_autointerp.json``; splitting across sizes: ``measured_week12_splitting.json``, written by
-``benchmarks/sae_feature_splitting.py``)."""
+numbers the deck states. Figures on ``text-lm-v2``'s SAEs are not drawn here: the deck quotes the
+SAE's card and ``measured_autointerp.json`` (held by the same test) and cites splitting across sizes
+(``measured_week12_splitting.json``, written by ``benchmarks/sae_feature_splitting.py``)."""
 
 from __future__ import annotations
 
