@@ -74,3 +74,20 @@ def test_sharing_figures_and_families_are_the_measured_ones(prose, measured):
     single = [e["parent_tokens"][0][0] for e in shown if len(e["parent_tokens"]) == 1
               and all(c["tokens"][0][0] == e["parent_tokens"][0][0] for c in e["children"])]
     assert single == [" not", "id"] and "(` not`, `id`)" in prose
+
+
+def test_the_deck_quotes_the_same_splitting_figures(measured):
+    deck = " ".join((NB.parents[2] / "slides" / "12_superposition_saes" / "slides.md").read_text().split())
+    P = _pairs(measured)
+    steps = [(256, 512), (512, 1024), (1024, 2048)]
+    sh, c = P[steps[2]]["sharing"], P[steps[2]]["trained"]
+    for phrase in (" / ".join(f"{P[s]['trained']['mean_max_cos']:.2f}" for s in steps) + " (random decoders "
+                   + " / ".join(f"{P[s]['random']['mean_max_cos']:.2f}" for s in steps) + ")",
+                   " / ".join(f"{100 * P[s]['trained']['close_share']:.1f}%" for s in steps) + " of latents (random 0)",
+                   "splits: " + ", ".join(str(P[s]["trained"]["n_splits"]) for s in steps[:2])
+                   + f", then {c['n_splits']} at 1,024 → 2,048 ({c['children_per_split']:.0f} children each)",
+                   f"P(parent on | child on) {sh['within_parent']:.2f} against {sh['within_shuffled_parent']:.3f}",
+                   f"siblings overlap {sh['sibling_overlap']:.2f}",
+                   f"{measured['settings']['train_tokens'] / 1e6:.2f}M training tokens per SAE",
+                   f"weak, {c['n_splits']} splits at 1,024 → 2,048, {100 * c['close_share']:.1f}% of latents with a close parent"):
+        assert phrase in deck, phrase
