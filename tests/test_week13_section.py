@@ -1,0 +1,141 @@
+"""Week 13: every number the notebook's prose and the deck state is the measured one
+(``measured_week13_steering.json`` and ``measured_week13_circuit.json`` beside ``text-lm-v2``'s card, written by
+``benchmarks/textlm_steering_circuits.py --write``; the kb-lm SAE's card for SHIFT, re-measured by
+tests/test_shift.py), and each claim in words still holds for those numbers."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mi_course import zoo
+
+REPO = Path(__file__).resolve().parents[1]
+NB = REPO / "solutions" / "13_steering_feature_circuits" / "13_steering_feature_circuits.ipynb"
+DECK = REPO / "slides" / "13_steering_feature_circuits" / "slides.md"
+MODEL, KB_SAE = "text-lm-v2", "kb-lm-L3-subject-topk"
+D = 0.1  # the damage at which prose and deck compare
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def prose():
+    cells = json.loads(NB.read_text())["cells"]
+    return _flat("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+
+
+@pytest.fixture(scope="module")
+def deck():
+    return _flat(DECK.read_text())
+
+
+@pytest.fixture(scope="module")
+def m():
+    if MODEL not in zoo.names():
+        pytest.skip("text-lm-v2 is not in this checkout")
+    card = zoo.card(MODEL)
+    s, c = card.measured("week13_steering"), card.measured("week13_circuit")
+    assert s["model_sha256"] == c["model_sha256"] == card.sha256, "text-lm-v2 changed: rerun the benchmark"
+    targets = {k: t for k, t in s["targets"].items() if "skipped" not in t}
+    return s, c, targets
+
+
+def _at(t, method, d=D):
+    return t["methods"][method]["at_damage"][str(d)]
+
+
+def test_steering_table_and_claims(prose, deck, m):
+    s, _, T = m
+    assert list(T) == ["docstring", "return", "self"]
+    for name, t in T.items():
+        row = f"| {_at(t, 'feature'):+.2f} | {_at(t, 'diff_of_means'):+.2f} | {_at(t, 'random'):+.2f} |"
+        assert f"`{t['text']}` (latent {t['latent']}) {row}" in deck, name
+    for method, label in (("feature", "feature"), ("diff_of_means", "difference of means"), ("random", "random direction")):
+        assert f"| {label} | " + " | ".join(f"{_at(t, method):+.2f}" for t in T.values()) + " |" in prose, method
+    # "the difference of means wins everywhere: lo x to hi x the feature's gain"
+    ratios = [_at(t, "diff_of_means", d) / _at(t, "feature", d) for t in T.values() for d in s["damages"]]
+    assert min(ratios) > 1
+    assert f"{min(ratios):.1f}x to {max(ratios):.1f}x the feature's gain" in prose
+    # "the feature beats a random direction only for self" (at every damage; at most a tie elsewhere)
+    for name, t in T.items():
+        gaps = [_at(t, "feature", d) - _at(t, "random", d) for d in s["damages"]]
+        assert all(g > 0 for g in gaps) if name == "self" else all(g < 0.05 for g in gaps), name
+    sf, dr, rt = T["self"], T["docstring"], T["return"]
+    for phrase in (f"only for `self`** ({_at(sf, 'feature'):+.2f} against {_at(sf, 'random'):+.2f})",
+                   f"({_at(dr, 'feature'):+.2f} against {_at(dr, 'random'):+.2f}, {_at(rt, 'feature'):+.2f} against {_at(rt, 'random'):+.2f})",
+                   "(cosine " + ", ".join(f"{t['cos_feature_dom']:.2f}" for t in T.values()) + ")",
+                   "differ by " + ", ".join(f"{t['latent_contrast_sd']:.1f}" for t in T.values()) + " standard deviations"):
+        assert phrase in prose, phrase
+    strong = next(r for r in dr["methods"]["feature"]["sweep"] if r["strength"] == 2.0)
+    assert f"measured {strong['d_damage']:.2f} nats of extra loss on other text for the `\"\"\"` feature" in prose
+    assert s["hook"] == "blocks.1.hook_resid_post" and "at layer 1, with a 2,048-latent SAE" in prose
+
+
+def test_circuit_figures_and_claims(prose, deck, m):
+    _, c, _ = m
+    curve = c["curve"]
+    sizes = [r["n_latents"] + r["n_errors"] for r in curve]
+    assert sizes == sorted(sizes)
+    rnd = [r["random_faithfulness"] for r in curve]
+    for text in (prose, deck):
+        assert ", ".join(f"{r['faithfulness']:.2f}" for r in curve) in text
+        assert ", ".join(f"{r['completeness']:.2f}" for r in curve) in text
+        assert f"{min(rnd):.2f} to {max(rnd):.2f}" in text
+        assert ", ".join(str(n) for n in sizes) + " nodes" in text
+    assert max(abs(x) for x in rnd) < 0.05 and max(r["completeness"] for r in curve) < 0.05
+    first_above = next(n for n, r in zip(sizes, curve) if r["faithfulness"] > 1)
+    assert f"**Above 1** from {first_above} nodes" in prose
+    assert f"at most {100 * max(r['completeness'] for r in curve):.0f}% of the behaviour" in prose
+    assert f"{curve[0]['n_errors']} of the {sizes[0]} strongest nodes" in prose and \
+        f"{curve[0]['n_errors']} of the {sizes[0]} strongest nodes" in deck
+    assert f"found {c['found_by_gap'][str(c['gap'])]:,} such places" in prose
+    for text in (prose, deck):
+        assert f"{c['metric_clean']:.2f}" in text and f"{c['metric_patch']:.2f}" in text
+        assert f"r = {c['atp_vs_ig_corr']:.2f}" in text
+    assert 9 < c["metric_clean"] - c["metric_patch"] < 10 and "moves the metric by almost 10" in prose
+    # the two nodes where AtP fails, both at the swapped bracket
+    fail = [r for r in c["top_nodes"] if abs(r["atp"] - r["exact"]) > 0.5]
+    assert [(r["hook"], r["position"], r["latent"]) for r in fail] == \
+        [("blocks.1.hook_resid_post", -2, 1792), ("blocks.0.hook_resid_post", -2, 680)]
+    for r in fail:
+        L = r["hook"].split(".")[1]
+        assert f"latent {r['latent']} of layer {L} at position -2 has AtP {r['atp']:+.2f}, IG {r['ig']:+.2f} and patching " \
+               f"{r['exact']:+.2f}" in prose
+        assert abs(r["ig"] - r["exact"]) < abs(r["atp"] - r["exact"])   # IG comes closer
+    r = fail[0]
+    assert f"latent 1792 (`[` after a name), AtP {r['atp']:+.2f}, IG {r['ig']:+.2f}".replace("-", "−") in deck.replace("-", "−")
+    # latent 1792 of the layer-1 SAE is the one week 12's dashboards show as '[' opening a subscript
+    assert c["saes"]["blocks.1.hook_resid_post"]["source"] == "zoo SAE text-lm-v2-L1-resid-topk"
+    shown = zoo.sae_card("text-lm-v2-L1-resid-topk").measured("autointerp")["shown"]
+    assert "1792" in shown
+
+
+def test_shift_figures_are_the_cards(prose, deck):
+    if KB_SAE not in zoo.sae_names():
+        pytest.skip("kb-lm SAE not in this checkout")
+    f = {k: v["value"] for k, v in zoo.sae_card(KB_SAE).figures.items()}
+    for phrase in (f"removes {f['agree_n_ablated']:.0f} latents",
+                   f"rises from {f['agree_before_accuracy_disagree']:.2f} to {f['agree_retrained_accuracy_disagree']:.2f} after retraining",
+                   f"latents: {f['agree_random_retrained_accuracy_disagree']:.2f})",
+                   f"falls from {f['agree_before_bias']:.2f} to {f['agree_retrained_bias']:.2f} (random: {f['agree_random_retrained_bias']:.2f})",
+                   f"{f['agree_before_accuracy']:.2f} → {f['agree_retrained_accuracy']:.2f}",
+                   f"gender at {f['agree_gender_probe_after']:.2f} after the ablation ({f['agree_gender_probe_before']:.2f} before)"):
+        assert phrase in prose, phrase
+    for phrase in (f"disagreeing people {f['agree_before_accuracy_disagree']:.2f} → {f['agree_retrained_accuracy_disagree']:.2f} "
+                   f"(random latents {f['agree_random_retrained_accuracy_disagree']:.2f}); bias {f['agree_before_bias']:.2f} → "
+                   f"{f['agree_retrained_bias']:.2f} (random {f['agree_random_retrained_bias']:.2f})",
+                   f"{f['agree_gender_probe_before']:.2f} before, {f['agree_gender_probe_after']:.2f} after"):
+        assert phrase in deck, phrase
+
+
+def test_no_placeholders_and_every_deck_figure_exists(deck):
+    import re
+
+    from mi_course.course.figures import week13
+
+    assert "{…}" not in deck and "‹" not in deck and "DRAFT" not in deck
+    names = re.findall(r"\(figure:([A-Za-z_]\w*)\)", DECK.read_text())
+    assert len(names) >= 4 and all(callable(getattr(week13, n, None)) for n in names)
