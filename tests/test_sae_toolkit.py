@@ -185,6 +185,36 @@ def test_transcoder_on_the_mlp(tiny_model):
         M.spliced_losses(tiny_model, S.Transcoder(16, 8), tokens[:2], "blocks.0.mlp.hook_in")
 
 
+def test_buffer_reuses_small_window_sets_and_stops_early_with_the_same_stream(tiny_model):
+    """A window set of at most two buffers runs each window once; the stream (and the activations, computed
+    only up to the layer they come from) is what running every window every time gives."""
+    from mi_course.methods.block3_features.sae import _stop_after
+
+    tokens = torch.randint(0, 50, (6, 16), generator=torch.Generator().manual_seed(2))
+    names = ("blocks.0.mlp.hook_in", "blocks.0.hook_mlp_out")
+    assert _stop_after(tiny_model, list(names)) == ({"stop_at_layer": 1} if tiny_model.cfg.n_layers > 1 else {})
+    assert _stop_after(tiny_model, ["hook_embed"]) == {}
+    calls = []
+    real = tiny_model.run_with_cache
+
+    def counting(*a, **k):
+        calls.append(a[0].shape[0])
+        return real(*a, **k)
+
+    small = S.ActivationBuffer(tiny_model, names[0], tokens, output_hook_name=names[1], buffer_tokens=64, model_batch=4,
+                               seed=3)
+    small.model = type("M", (), {"run_with_cache": staticmethod(counting), "cfg": tiny_model.cfg})()
+    got = [small.next_batch(16) for _ in range(20)]
+    assert sum(calls) == tokens.shape[0]            # each of the 6 windows ran once
+    with torch.no_grad():
+        _, cache = real(tokens, names_filter=lambda n: n in names)
+    ref_x = cache[names[0]][:, 1:].reshape(-1, 16)
+    for x, y in got:                                 # every row is a real (input, output) pair of some token
+        d = torch.cdist(x, ref_x, compute_mode="donot_use_mm_for_euclid_dist").min(-1)
+        assert float(d.values.max()) < 1e-5
+        assert torch.allclose(y, cache[names[1]][:, 1:].reshape(-1, 16)[d.indices], atol=1e-5)
+
+
 # -------------------------------------------------------------------------------------- the zoo
 def test_zoo_sae_roundtrip_and_checks(tmp_path, monkeypatch):
     from mi_course.zoo import saes

@@ -70,6 +70,21 @@ class GeneratorSource:
         return self.next_batch(n)[0]
 
 
+def _stop_after(model, names: list[str]) -> dict:
+    """``{"stop_at_layer": L + 1}`` when every name is inside blocks up to ``L`` of a deeper model (the rest of
+    the forward pass is not needed: 2-3x faster for an early layer), else ``{}``."""
+    n_layers = getattr(getattr(model, "cfg", None), "n_layers", None)
+    layers = []
+    for n in names:
+        parts = n.split(".")
+        if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
+            return {}
+        layers.append(int(parts[1]))
+    if not n_layers or max(layers) + 1 >= n_layers:
+        return {}
+    return {"stop_at_layer": max(layers) + 1}
+
+
 class ActivationBuffer:
     """Activations streamed from a model through a shuffled buffer.
 
@@ -100,19 +115,39 @@ class ActivationBuffer:
             i = self._next_window
             idx = torch.arange(i, i + self.model_batch) % self.tokens.shape[0]
             self._next_window = int(idx[-1] + 1) % self.tokens.shape[0]
-            _, cache = self.model.run_with_cache(self.tokens[idx], names_filter=lambda n: n in names)
-            start = 1 if self.skip_first else 0
-            missing = [n for n in names if n not in cache]
-            if missing:
-                raise InputError(f"the model has no activation named {missing[0]!r}")
-            x = cache[self.hook_name][:, start:].reshape(-1, cache[self.hook_name].shape[-1])
-            xs.append(x.float().cpu())
-            if self.output_hook_name:
-                y = cache[self.output_hook_name][:, start:]
-                ys.append(y.reshape(-1, y.shape[-1]).float().cpu())
+            x, y = self._activations(idx, names)
+            xs.append(x)
+            if y is not None:
+                ys.append(y)
             got += x.shape[0]
         self.tokens_seen += got
         return torch.cat(xs), (torch.cat(ys) if ys else None)
+
+    def _activations(self, idx: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(x [n_tok, d_in], y [n_tok, d_out] or None)`` for windows ``idx``. When all windows together hold
+        no more than two buffers of tokens, each window runs once and is reused on later passes."""
+        small = self.tokens.numel() <= 2 * self.buffer_tokens
+        cached = getattr(self, "_window_cache", None)
+        if small and cached is None:
+            cached = self._window_cache = {}
+        todo = [int(i) for i in idx if not small or int(i) not in cached]
+        if todo:
+            _, cache = self.model.run_with_cache(self.tokens[todo], names_filter=lambda n: n in names,
+                                                 **_stop_after(self.model, names))
+            missing = [n for n in names if n not in cache]
+            if missing:
+                raise InputError(f"the model has no activation named {missing[0]!r}")
+            start = 1 if self.skip_first else 0
+            got = {n: cache[n][:, start:].float().cpu() for n in names}
+            fresh = {w: tuple(got[n][r] for n in names) for r, w in enumerate(todo)}
+            if small:
+                cached.update(fresh)
+        else:
+            fresh = {}
+        rows = [cached[int(i)] if small else fresh[int(i)] for i in idx]
+        x = torch.cat([r[0] for r in rows])
+        y = torch.cat([r[1] for r in rows]) if self.output_hook_name else None
+        return x, y
 
     def _refill(self) -> None:
         keep_x = self._x[self._pos :] if self._x is not None else None
