@@ -78,14 +78,16 @@ def test_config_is_the_measured_point():
 @pytest.mark.slow
 def test_train_and_save_smoke(tmp_path):
     """The whole path a long run ends with: corpus, tokens (cached), training, figures, card, files."""
-    card = R2.train_and_save(steps=2, folder=tmp_path / "out", progress=False, run_dir=tmp_path / "run", max_files=12)
+    card = R2.train_and_save(steps=2, folder=tmp_path / "out", progress=False, run_dir=tmp_path / "run", max_files=12,
+                               batch_size=4, n_card_windows=8)
     assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
     assert (tmp_path / "run" / "tokens.pt").exists() and (tmp_path / "run" / R2.STATE_FILE).exists()
     assert card.config["d_model"] == 256 and card.training["steps"] == 2
     assert {"heldout_loss", "bigram_loss", "icl_score", "induction_score"} <= set(card.figures)
     assert card.extra["corpus"]["packages"]["torch"] and card.extra["corpus"]["tokens_train"] > 0
     # running it again resumes at the end: nothing retrained, the same checkpoint
-    again = R2.train_and_save(steps=2, folder=tmp_path / "out2", progress=False, run_dir=tmp_path / "run", max_files=12)
+    again = R2.train_and_save(steps=2, folder=tmp_path / "out2", progress=False, run_dir=tmp_path / "run", max_files=12,
+                                 batch_size=4, n_card_windows=8)
     assert again.sha256 == card.sha256
 
 

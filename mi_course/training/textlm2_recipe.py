@@ -313,7 +313,8 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
     return bridge, recipe, step >= recipe.steps
 
 
-def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info: dict, device: str):
+def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info: dict, device: str,
+              n_card_windows: int = 128):
     from mi_course.zoo.cards import ModelCard
 
     tokens = recipe.steps * recipe.batch_size * recipe.n_ctx
@@ -336,7 +337,7 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
             "command": f"python -m mi_course.training.textlm2_recipe --device {device}",
             "time": f"{getattr(recipe, 'elapsed', 0):.0f} s on {device}",
         },
-        figures=measure(model, heldout_ids, train_ids),
+        figures=measure(model, heldout_ids, train_ids, n_windows=n_card_windows),
         extra={"tokenizer": v1.TOKENIZER_FILE, "history": recipe.history,
                "corpus": {k: v for k, v in info.items() if k != "stdlib_root"}},  # no machine paths on a card
         paper_figures={
@@ -422,14 +423,18 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
 
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    threads: int | None = None, device: str = "cpu", run_dir: Path | None = None,
-                   max_files: int | None = None, lens_steps: int | None = None):
+                   max_files: int | None = None, lens_steps: int | None = None, batch_size: int | None = None,
+                   n_card_windows: int = 128):
     """Run (or resume) the full recipe, then measure and write tokenizer, checkpoint and card.
 
     Default folder: the zoo's ``text-lm-v2`` (the shipped ``text-lm`` is left alone). ``lens_steps``:
-    the tuned lens's training steps (default 150; 2 for a smoke run of under 200 steps).
+    the tuned lens's training steps (default 150; 2 for a smoke run of under 200 steps). ``batch_size``
+    and ``n_card_windows`` (held-out windows the card is measured on) make smoke runs cheap; the shipped
+    model uses the defaults.
     """
     lens_steps = lens_steps or (150 if not steps or steps >= 200 else 2)
-    recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}))
+    recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}),
+                    **({"batch_size": batch_size} if batch_size else {}))
     if steps and steps < recipe.warmup * 2:
         recipe.warmup = max(1, steps // 10)
         recipe.eval_every = max(1, steps // 2)
@@ -441,7 +446,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     threads = threads or (os.cpu_count() if device == "cpu" else None)
     model, recipe, done = train(recipe, run_dir, device, train_ids, heldout_ids, progress=progress, threads=threads)
     model = model.to("cpu")
-    card = make_card(model, recipe, tok, train_ids, heldout_ids, info, device)
+    card = make_card(model, recipe, tok, train_ids, heldout_ids, info, device, n_card_windows)
     lens = train_lens(model, train_ids, steps=lens_steps, seed=seed, progress=progress)
     card.training["tuned_lens"] = (f"one affine translator per block, trained {lens_steps} Adam steps (lr 3e-3, 256 "
                                    "positions/step) on 48 train windows to minimise KL(final || lens)")
