@@ -65,3 +65,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def prose(request):
+    """The prose of the week named by the test module's ``WEEK`` (``tests/course_text.py``)."""
+    import course_text
+
+    return course_text.prose(request.module.WEEK)
+
+
+@pytest.fixture(scope="module")
+def deck(request):
+    """The deck of the week named by the test module's ``WEEK``."""
+    import course_text
+
+    return course_text.deck(request.module.WEEK)

@@ -3,33 +3,15 @@
 ``benchmarks/textlm_steering_circuits.py --write``; the kb-lm SAE's card for SHIFT, re-measured by
 tests/test_shift.py), and each claim in words still holds for those numbers."""
 
-import json
-from pathlib import Path
-
+import course_text
 import pytest
 
 from mi_course import zoo
 
-REPO = Path(__file__).resolve().parents[1]
-NB = REPO / "solutions" / "13_steering_feature_circuits" / "13_steering_feature_circuits.ipynb"
-DECK = REPO / "slides" / "13_steering_feature_circuits" / "slides.md"
+#: the week whose prose and deck the ``prose`` and ``deck`` fixtures (conftest) read
+WEEK = "13_steering_feature_circuits"
 MODEL, KB_SAE = "text-lm-v2", "kb-lm-L3-subject-topk"
 D = 0.1  # the damage at which prose and deck compare
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-@pytest.fixture(scope="module")
-def prose():
-    cells = json.loads(NB.read_text())["cells"]
-    return _flat("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
-
-
-@pytest.fixture(scope="module")
-def deck():
-    return _flat(DECK.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +113,5 @@ def test_shift_figures_are_the_cards(prose, deck):
         assert phrase in deck, phrase
 
 
-def test_no_placeholders_and_every_deck_figure_exists(deck):
-    import re
-
-    from mi_course.course.figures import week13
-
-    assert "{…}" not in deck and "‹" not in deck and "DRAFT" not in deck
-    names = re.findall(r"\(figure:([A-Za-z_]\w*)\)", DECK.read_text())
-    assert len(names) >= 4 and all(callable(getattr(week13, n, None)) for n in names)
+def test_the_deck_is_final_and_its_figures_exist():
+    assert len(course_text.deck_figures(WEEK)) >= 4

@@ -3,33 +3,15 @@ cards (re-measured by tests/test_zoo_saes.py; their ``sae_on_mlp_out`` baselines
 ``measured_week14_*.json`` beside ``text-lm-v2``'s card (``benchmarks/textlm_transcoder_circuits.py --write``,
 checked by tests/test_textlm_transcoder_circuits.py), and each claim in words holds for those numbers."""
 
-import json
-from pathlib import Path
-
+import course_text
 import pytest
 
 from mi_course import zoo
 
-REPO = Path(__file__).resolve().parents[1]
-NB = REPO / "solutions" / "14_transcoders" / "14_transcoders.ipynb"
-DECK = REPO / "slides" / "14_transcoders" / "slides.md"
+#: the week whose prose and deck the ``prose`` and ``deck`` fixtures (conftest) read
+WEEK = "14_transcoders"
 MODEL = "text-lm-v2"
 TC0, TC1 = f"{MODEL}-L0-transcoder-topk", f"{MODEL}-L1-transcoder-topk"
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-@pytest.fixture(scope="module")
-def prose():
-    cells = json.loads(NB.read_text())["cells"]
-    return _flat("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
-
-
-@pytest.fixture(scope="module")
-def deck():
-    return _flat(DECK.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +107,5 @@ def test_attribution_against_ablation(prose, deck, m):
         assert phrase in deck, phrase
 
 
-def test_no_placeholders_and_every_deck_figure_exists(deck):
-    import re
-
-    from mi_course.course.figures import week14
-
-    assert "‹" not in deck and "DRAFT" not in deck and "{…}" not in deck
-    names = re.findall(r"\(figure:([A-Za-z_]\w*)\)", DECK.read_text())
-    assert set(names) == {"tc_vs_sae", "attribution_vs_ablation"}
-    assert all(callable(getattr(week14, n, None)) for n in names)
+def test_the_deck_is_final_and_its_figures_exist():
+    assert set(course_text.deck_figures(WEEK)) == {"tc_vs_sae", "attribution_vs_ablation"}
