@@ -167,16 +167,19 @@ def check_agreement_rate(fn, seed: int | None = None) -> bool:
 
 
 # -- 4. the trigger search (Geva et al.'s keys), in chunks (★★★) --------------------------------
+MODEL = "text-lm-v2"  # the notebook's model: cases run on it and on its shipped held-out windows
+
+
 @lru_cache(maxsize=1)
 def _model():
     from mi_course import zoo
 
-    return zoo.load("text-lm")
+    return zoo.load(MODEL)
 
 
 @lru_cache(maxsize=1)
 def _windows() -> torch.Tensor:
-    return ffn_memories.load_top_activations().tokens
+    return ffn_memories.load_top_activations(MODEL).tokens
 
 
 def _tokens(seed: int, n: int, length: int) -> torch.Tensor:
@@ -192,9 +195,10 @@ def _tokens(seed: int, n: int, length: int) -> torch.Tensor:
 def _top_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     m = _model()
-    return [Case(f"seed {seed}, 7 windows of 20 tokens, layer {(L := int(torch.randint(0, 4, (1,), generator=g)))}, k=4, chunk=3",
+    n_layers = m.cfg.n_layers
+    return [Case(f"seed {seed}, 7 windows of 20 tokens, layer {(L := int(torch.randint(0, n_layers, (1,), generator=g)))}, k=4, chunk=3",
                  {"model": m, "tokens": _tokens(seed, 7, 20), "layer": L, "k": 4, "chunk": 3}),
-            Case(f"seed {seed}, 5 windows of 16 tokens, layer {(L := int(torch.randint(0, 4, (1,), generator=g)))}, k=6, chunk=2",
+            Case(f"seed {seed}, 5 windows of 16 tokens, layer {(L := int(torch.randint(0, n_layers, (1,), generator=g)))}, k=6, chunk=2",
                  {"model": m, "tokens": _tokens(seed + 1, 5, 16), "layer": L, "k": 6, "chunk": 2})]
 
 
@@ -362,7 +366,8 @@ def _neuron_cases(seed: int) -> list[Case]:
     m = _model()
     out = []
     for scale in (0.0, 2.5):
-        L, n = int(torch.randint(0, 4, (1,), generator=g)), int(torch.randint(0, 512, (1,), generator=g))
+        L = int(torch.randint(0, m.cfg.n_layers, (1,), generator=g))
+        n = int(torch.randint(0, m.cfg.d_mlp, (1,), generator=g))
         out.append(Case(f"seed {seed}, neuron {L}.{n}, scale {scale}",
                         {"model": m, "tokens": _tokens(seed + int(scale * 10), 3, 16), "layer": L, "neuron": n, "scale": scale}))
     return out
@@ -427,7 +432,8 @@ def _de_cases(seed: int) -> list[Case]:
     m = _model()
     out = []
     for i in range(2):
-        L, n = int(torch.randint(0, 4, (1,), generator=g)), int(torch.randint(0, 512, (1,), generator=g))
+        L = int(torch.randint(0, m.cfg.n_layers, (1,), generator=g))
+        n = int(torch.randint(0, m.cfg.d_mlp, (1,), generator=g))
         out.append(Case(f"seed {seed}, neuron {L}.{n}", {"model": m, "tokens": _tokens(seed * 7 + i, 3, 16), "layer": L, "neuron": n}))
     return out
 

@@ -27,7 +27,7 @@ from mi_course import validation as check
 
 def _check_neuron(model, layer: int, neuron: int | None = None) -> None:
     if getattr(model.cfg, "attn_only", False):
-        raise InputError("this model is attention-only: it has no MLP neurons (use text-lm)")
+        raise InputError("this model is attention-only: it has no MLP neurons (use text-lm-v2)")
     if not isinstance(layer, int) or not 0 <= layer < model.cfg.n_layers:
         raise InputError(f"layer must be an int in 0..{model.cfg.n_layers - 1}, got {layer!r}")
     if neuron is not None and (not isinstance(neuron, int) or not 0 <= neuron < model.cfg.d_mlp):
@@ -104,10 +104,12 @@ def top_activations_layer(model, tokens: torch.Tensor, layer: int, k: int, chunk
 TOP_ACTIVATIONS_FILE = "top_activations.safetensors"
 
 
-def save_top_activations(model, tokens: torch.Tensor, path, model_sha256: str, k: int = 20) -> dict:
+def save_top_activations(model, tokens: torch.Tensor, path, model_sha256: str, k: int = 20,
+                         source: str | None = None) -> dict:
     """Search ``tokens`` (all layers) and save the result with the model checkpoint's sha256.
 
-    Returns the metadata written beside it (``<path>.json``: the file's own sha256, the model's, shapes)."""
+    Returns the metadata written beside it (``<path>.json``: the file's own sha256, the model's, shapes,
+    and ``source``, where the searched windows come from, when given)."""
     import json
     from pathlib import Path
 
@@ -123,17 +125,19 @@ def save_top_activations(model, tokens: torch.Tensor, path, model_sha256: str, k
     meta = {"sha256": sha256_of(path), "model_sha256": model_sha256, "k": k,
             "windows": int(tokens.shape[0]), "positions": int(tokens.shape[1]),
             "searched_tokens": int(tokens.shape[0] * (tokens.shape[1] - 1))}
+    if source:
+        meta["source"] = source
     meta_path = path.with_suffix(".json")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     meta_path.chmod(0o644)
     return meta
 
 
-def load_top_activations(name: str = "text-lm") -> TopActivations:
-    """The shipped top-20 search of zoo model ``name`` over its whole held-out split.
+def load_top_activations(name: str = "text-lm-v2") -> TopActivations:
+    """The shipped top-20 search of zoo model ``name`` over its held-out windows (week 03).
 
     Checks the file's sha256 and that it was computed on the checkpoint the zoo holds now
-    (rebuild with ``python -m mi_course.training.textlm_triggers`` after retraining)."""
+    (rebuild with ``python -m mi_course.training.textlm_triggers <name>`` after retraining)."""
     import json
 
     from safetensors.torch import load_file
@@ -142,16 +146,16 @@ def load_top_activations(name: str = "text-lm") -> TopActivations:
     from mi_course.zoo.cards import MODELS_DIR, verify_file
 
     path = MODELS_DIR / name / TOP_ACTIVATIONS_FILE
+    rebuild = f"python -m mi_course.training.textlm_triggers {name}"
     meta_path = path.with_suffix(".json")
     if not path.exists() or not meta_path.exists():
         raise InputError(f"no shipped top activations for '{name}' ({path.name}); "
-                         "build them with `python -m mi_course.training.textlm_triggers`")
+                         f"build them with `{rebuild}`")
     meta = json.loads(meta_path.read_text())
-    verify_file(path, meta["sha256"], f"top-activations file of '{name}'",
-                "python -m mi_course.training.textlm_triggers")
+    verify_file(path, meta["sha256"], f"top-activations file of '{name}'", rebuild)
     if meta["model_sha256"] != zoo.card(name).sha256:
         raise InputError(f"{path.name} was computed on another checkpoint of '{name}' (the model was retrained): "
-                         "rebuild it with `python -m mi_course.training.textlm_triggers`")
+                         f"rebuild it with `{rebuild}`")
     d = load_file(str(path))
     return TopActivations(d["values"], d["batch_idx"].long(), d["pos_idx"].long(), d["tokens"].long())
 
