@@ -60,7 +60,7 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
 def test_hub_models_fail_fast_offline(name, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t = time.time()
-    with pytest.raises(OfflineError, match=r"zoo.load\('(text-lm|attn-only-2l)'\)") as info:
+    with pytest.raises(OfflineError, match=r"zoo.load\('(text-lm-v2|attn-only-2l)'\)") as info:
         zoo.load(name)
     assert time.time() - t < 5
     assert len(str(info.value)) <= 200 and str(info.value).endswith("cache.)")  # short, and shown whole

@@ -1,7 +1,7 @@
 """Feature dashboards for SAE latents, and a prompt view: which latents fire on this text.
 
 >>> from mi_course.viz.feature_dashboard import FeatureDashboard, PromptView
->>> FeatureDashboard.from_zoo("text-lm-L1-resid-topk", latent=3)     # displays in Jupyter
+>>> FeatureDashboard.from_zoo("text-lm-v2-L1-resid-topk", latent=1013)     # displays in Jupyter
 >>> PromptView(model, sae, "for x in range(10):")
 
 The dashboard (after Towards Monosemanticity and SAEDashboard) shows, for the chosen latent: its
@@ -192,7 +192,7 @@ class PromptView(_LatentPicker):
 
     def __init__(self, model, sae, text: str, latent: int | None = None, k: int = 5):
         if getattr(model, "tokenizer", None) is None:
-            raise InputError("the prompt view needs a model with a tokenizer (e.g. zoo.load('text-lm'))")
+            raise InputError("the prompt view needs a model with a tokenizer (e.g. zoo.load('text-lm-v2'))")
         self.model, self.sae, self.k = model, sae, k
         self.message = ""
         self.latent = latent

@@ -41,7 +41,7 @@ class LogitLensExplorer:
     def __init__(self, model, prompt: str, lens: str = "logit", target: str | None = None, k: int = 3,
                  tuned_lens: ll.TunedLens | None = None):
         if model.tokenizer is None:
-            raise InputError("the explorer needs a model with a tokenizer (e.g. zoo.load('text-lm'))")
+            raise InputError("the explorer needs a model with a tokenizer (e.g. zoo.load('text-lm-v2'))")
         if lens not in LENSES:
             raise InputError(f"lens must be one of {LENSES}, got {lens!r}")
         if not isinstance(k, int) or not 1 <= k <= 10:
@@ -68,7 +68,7 @@ class LogitLensExplorer:
         except InputError:
             if required:
                 raise InputError("lens='tuned' needs a tuned lens: pass tuned_lens=train_tuned_lens(model, tokens)[0] "
-                                 "or use a zoo model that ships one (text-lm)") from None
+                                 "or use a zoo model that ships one (text-lm-v2)") from None
             return None
 
     def _set_prompt(self, prompt: str, raise_errors: bool = False) -> bool:

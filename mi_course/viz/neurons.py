@@ -34,7 +34,7 @@ class NeuronViewer:
     def __init__(self, model, tokens: torch.Tensor, layer: int = 0, neuron: int = 0, n_examples: int = 8,
                  context: int = 16, n_tokens: int = 10):
         if model.tokenizer is None:
-            raise InputError("the viewer needs a model with a tokenizer (e.g. zoo.load('text-lm'))")
+            raise InputError("the viewer needs a model with a tokenizer (e.g. zoo.load('text-lm-v2'))")
         expect_shape("tokens", tokens, (None, None), "Pass a corpus sample [batch, pos] of token ids.")
         if not 1 <= n_examples <= 50 or not 2 <= context <= tokens.shape[1]:
             raise InputError("n_examples must be in 1..50 and context in 2..(sequence length)")

@@ -10,14 +10,14 @@ from mi_course.errors import OfflineError
 
 #: Course aliases for hub models, and the zoo model that stands in for each offline.
 HUB_ALIASES: dict[str, tuple[str, str]] = {
-    "gpt2-small": ("gpt2", "text-lm"),
-    "gpt2-medium": ("gpt2-medium", "text-lm"),
+    "gpt2-small": ("gpt2", "text-lm-v2"),
+    "gpt2-medium": ("gpt2-medium", "text-lm-v2"),
     "attn-only-2l-hub": ("NeelNanda/Attn_Only_2L512W_C4_Code", "attn-only-2l"),
 }
 
 #: Raw hub ids whose offline stand-in we know.
 STAND_INS: dict[str, str] = {
-    "gpt2": "text-lm",
+    "gpt2": "text-lm-v2",
     "NeelNanda/Attn_Only_2L512W_C4_Code": "attn-only-2l",
 }
 
