@@ -192,6 +192,17 @@ def measure(model, heldout_ids: torch.Tensor, train_ids: torch.Tensor | None = N
     return figs
 
 
+@torch.no_grad()
+def induction_score_gpt(gpt) -> float:
+    """The card's induction score (best head, same probe as :func:`measure`) from a training-time ``GPT``."""
+    from mi_course.data.induction import repeated_random_tokens
+    from mi_course.methods.block1_circuits.induction import induction_scores
+
+    seq_len = min(40, (gpt.cfg["n_ctx"] - 1) // 2)
+    rep = repeated_random_tokens(32, seq_len, gpt.cfg["d_vocab"], seed=1234).to(gpt.embed.weight.device)
+    return max(float(induction_scores(p.cpu(), seq_len).max()) for p in gpt.attention_patterns(rep))
+
+
 # ------------------------------------------------------------------------------------- training
 def _term_as_interrupt():
     """While training, SIGTERM (``kill``; a background job ignores Ctrl-C) saves and stops like Ctrl-C.
@@ -219,7 +230,7 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
           train_ids: torch.Tensor | None = None, heldout_ids: torch.Tensor | None = None,
           config: dict | None = None, raw_tokenizer=None, stop_after: int | None = None,
           progress: bool = True, threads: int | None = None):
-    """Train (or resume) ``text-lm-v2``. Returns ``(model, recipe, done)``.
+    """Train (or resume) ``text-lm-v2``. Returns ``(model, recipe, done)``; ``model`` is a ``TransformerBridge``.
 
     ``run_dir`` holds the resumable state (``state.pt``): if it is there, training continues from
     it (the recipe must match). ``stop_after``: stop (and save) after this many steps of this call,
@@ -228,6 +239,24 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
     """
     from mi_course import zoo
 
+    gpt, recipe, done = train_gpt(recipe, run_dir, device, train_ids, heldout_ids, config, raw_tokenizer,
+                                  stop_after, progress, threads)
+    bridge = zoo.build(dict(gpt.cfg), device=device, seed=recipe.seed)
+    bridge.load_state_dict(gpt.state_dict())
+    bridge.eval()
+    return bridge, recipe, done
+
+
+def train_gpt(recipe: Recipe | None = None, run_dir: Path | None = None, device: str = "cpu",
+              train_ids: torch.Tensor | None = None, heldout_ids: torch.Tensor | None = None,
+              config: dict | None = None, raw_tokenizer=None, stop_after: int | None = None,
+              progress: bool = True, threads: int | None = None):
+    """:func:`train` without the bridge: returns ``(gpt, recipe, done)`` with a :class:`~mi_course.zoo.gpt.GPT`.
+
+    Resuming from a saved state needs only torch (not transformer-lens): the run's initial weights
+    come from the zoo's seeded ``zoo.build`` once, at step 0, and are in the state from then on. So
+    a run started here with ``stop_after=0`` can be carried to another machine and trained there.
+    """
     recipe = recipe or Recipe()
     config = dict(config or CONFIG, n_ctx=recipe.n_ctx)
     if threads:  # the zoo would otherwise pick 1 thread for a small model
@@ -243,14 +272,19 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
 
     from mi_course.zoo.gpt import GPT
 
+    state_path = run_dir / STATE_FILE
     torch.manual_seed(recipe.seed)
-    bridge = zoo.build(config, device=device, seed=recipe.seed)  # the zoo's seeded initial weights
-    model = GPT.from_bridge(bridge, config)  # trains ~10x faster than the bridge; same function
+    if state_path.exists():
+        model = GPT(config).to(device)  # its weights come from the state
+    else:
+        from mi_course import zoo
+
+        bridge = zoo.build(config, device=device, seed=recipe.seed)  # the zoo's seeded initial weights
+        model = GPT.from_bridge(bridge, config)  # trains ~10x faster than the bridge; same function
     model.train()
     opt = _optimizer(model, recipe)
     g = torch.Generator().manual_seed(recipe.seed)
     step, elapsed, running = 0, 0.0, None
-    state_path = run_dir / STATE_FILE
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
         if state["recipe_key"] != recipe.key() or state["config"] != config:
@@ -262,11 +296,15 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
         torch.set_rng_state(state["torch_rng"])
         step, elapsed, running = state["step"], state["elapsed"], state["running_loss"]
         recipe.history = state["history"]
+        devices = list(state.get("devices", []))
+    else:
+        devices = []
 
     def save():
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "sampler_rng": g.get_state(),
                       "torch_rng": torch.get_rng_state(), "step": step, "elapsed": elapsed + time.time() - t0, "running_loss": running,
-                      "history": recipe.history, "recipe_key": recipe.key(), "config": config}, state_path)
+                      "history": recipe.history, "recipe_key": recipe.key(), "config": config,
+                      "devices": devices + [device] * (step > start and device not in devices)}, state_path)
 
     tokens_per_step = recipe.batch_size * recipe.n_ctx
     bar = tqdm(total=recipe.steps, initial=step, desc=f"train {NAME}", unit="step", disable=not progress,
@@ -292,10 +330,12 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 model.eval()
                 h = v1.heldout_loss(model, held.to(device))
+                ind = induction_score_gpt(model)
                 model.train()
                 recipe.history.append({"step": step, "tokens": step * tokens_per_step, "loss": round(running, 4),
-                                       "heldout_loss": round(h, 4), "lr": recipe.lr_at(step - 1),
-                                       "seconds": round(elapsed + time.time() - t0, 1)})
+                                       "heldout_loss": round(h, 4), "induction": round(ind, 4),
+                                       "lr": recipe.lr_at(step - 1), "seconds": round(elapsed + time.time() - t0, 1)})
+                bar.write(f"step {step}: held-out loss {h:.3f}, induction {ind:.3f}")
             if step % recipe.save_every == 0:
                 save()
     except KeyboardInterrupt:
@@ -307,10 +347,10 @@ def train(recipe: Recipe | None = None, run_dir: Path | None = None, device: str
         restore()
     save()
     bar.close()
-    bridge.load_state_dict(model.state_dict())
-    bridge.eval()
+    model.eval()
     recipe.elapsed = elapsed + time.time() - t0
-    return bridge, recipe, step >= recipe.steps
+    recipe.devices = devices + [device] * (step > start and device not in devices)
+    return model, recipe, step >= recipe.steps
 
 
 def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info: dict, device: str,
@@ -335,7 +375,7 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
             "seed": recipe.seed,
             "steps": recipe.steps,
             "command": f"python -m mi_course.training.textlm2_recipe --device {device}",
-            "time": f"{getattr(recipe, 'elapsed', 0):.0f} s on {device}",
+            "time": f"{getattr(recipe, 'elapsed', 0):.0f} s on {', '.join(getattr(recipe, 'devices', None) or [device])}",
         },
         figures=measure(model, heldout_ids, train_ids, n_windows=n_card_windows),
         extra={"tokenizer": v1.TOKENIZER_FILE, "history": recipe.history,
@@ -421,6 +461,41 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
     return v1.save(model, card, tok, Path(folder))
 
 
+def make_recipe(steps: int | None = None, seed: int = 0, max_files: int | None = None,
+                batch_size: int | None = None) -> Recipe:
+    """The recipe with its defaults, ``steps`` and ``batch_size`` overridden (short runs get a short warm-up)."""
+    recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}),
+                    **({"batch_size": batch_size} if batch_size else {}))
+    if steps and steps < recipe.warmup * 2:
+        recipe.warmup = max(1, steps // 10)
+        recipe.eval_every = max(1, steps // 2)
+    return recipe
+
+
+def export_tokens(path, run_dir: Path | None = None, seed: int = 0, progress: bool = True) -> Path:
+    """Write the tokenized corpus (train and held-out ids, int16) to ``path``, to train on another machine.
+
+    The corpus is read from this machine's installed packages; a machine with other packages (a
+    rented GPU, say) would build a different one. ``--tokens FILE`` trains from this file instead.
+    """
+    run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
+    train_ids, heldout_ids, info = corpus_tokens(v1.load_raw_tokenizer(), run_dir, None, progress)
+    _atomic_save({"train": train_ids.to(torch.int16), "heldout": heldout_ids.to(torch.int16),
+                  "corpus_sha256": info["sha256"]}, Path(path))
+    return Path(path)
+
+
+def load_token_file(path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train ids, held-out ids)`` from a file written by :func:`export_tokens`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"token file {path} not found (write one with --export-tokens FILE)")
+    blob = torch.load(path, weights_only=True)
+    if not isinstance(blob, dict) or not {"train", "heldout"} <= set(blob):
+        raise InputError(f"{path} is not a token file: expected a dict with 'train' and 'heldout' ids")
+    return blob["train"].long(), blob["heldout"].long()
+
+
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    threads: int | None = None, device: str = "cpu", run_dir: Path | None = None,
                    max_files: int | None = None, lens_steps: int | None = None, batch_size: int | None = None,
@@ -433,11 +508,7 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     model uses the defaults.
     """
     lens_steps = lens_steps or (150 if not steps or steps >= 200 else 2)
-    recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}),
-                    **({"batch_size": batch_size} if batch_size else {}))
-    if steps and steps < recipe.warmup * 2:
-        recipe.warmup = max(1, steps // 10)
-        recipe.eval_every = max(1, steps // 2)
+    recipe = make_recipe(steps, seed, max_files, batch_size)
     tok = v1.load_raw_tokenizer()
     run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
     train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, max_files, progress)
@@ -469,7 +540,34 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="folder for checkpoint and card (default: the zoo's text-lm-v2)")
     p.add_argument("--snapshot", default=None, metavar="FOLDER",
                    help="do not train: write the run's current (mid-training) weights and card to FOLDER")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="train N steps of this call, then save the state and stop (0: only create the run)")
+    p.add_argument("--train-only", action="store_true",
+                   help="train (or resume) and stop: no card, lens or zoo folder (they need transformer-lens); "
+                        "the same command without it finishes the run")
+    p.add_argument("--tokens", default=None, metavar="FILE",
+                   help="with --train-only: train on the token ids in FILE instead of this machine's corpus")
+    p.add_argument("--export-tokens", default=None, metavar="FILE",
+                   help="do not train: write the tokenized corpus to FILE (for --tokens on another machine)")
     a = p.parse_args(argv)
+    if a.export_tokens:
+        print(f"wrote {export_tokens(a.export_tokens, a.run_dir, a.seed)}")
+        return 0
+    if a.train_only or a.stop_after is not None:
+        recipe = make_recipe(a.steps, a.seed)
+        if a.tokens:
+            train_ids, heldout_ids = load_token_file(a.tokens)
+        else:
+            run_dir = Path(a.run_dir) if a.run_dir else default_run_dir(a.seed)
+            train_ids, heldout_ids, _ = corpus_tokens(v1.load_raw_tokenizer(), run_dir, None, True)
+        threads = a.threads or (os.cpu_count() if a.device == "cpu" else None)
+        _, recipe, done = train_gpt(recipe, a.run_dir, a.device, train_ids, heldout_ids, stop_after=a.stop_after,
+                                    threads=threads)
+        last = recipe.history[-1] if recipe.history else {}
+        print(f"{'finished' if done else 'stopped'}: {last}; state in {a.run_dir or default_run_dir(a.seed)}")
+        return 0
+    if a.tokens:
+        p.error("--tokens needs --train-only (finishing needs this machine's corpus for the card)")
     if a.snapshot:
         print(snapshot(a.snapshot, a.run_dir, a.seed).render())
         return 0

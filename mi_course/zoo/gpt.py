@@ -121,6 +121,25 @@ class GPT(nn.Module):
             x = block(x)
         return self.unembed(self.ln_final(x))
 
+    @torch.no_grad()
+    def attention_patterns(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's attention pattern ``[batch, head, query_pos, key_pos]`` on ``tokens [batch, pos]``.
+
+        The fused attention never forms the pattern, so this recomputes it (for watching heads
+        during training; the bridge's ``hook_pattern`` gives the same numbers).
+        """
+        T = tokens.shape[1]
+        x = self.embed(tokens) + self.pos_embed.weight[:T]
+        mask = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
+        out = []
+        for block in self.blocks:
+            a, h = block.attn, block.ln1(x)
+            q, k = (lin(h).view(*h.shape[:2], a.n_heads, a.d_head).transpose(1, 2) for lin in (a.q, a.k))
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(a.d_head)
+            out.append(scores.masked_fill(~mask, float("-inf")).softmax(-1))
+            x = block(x)
+        return out
+
     def loss(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy over ``tokens [batch, pos]`` (as the bridge's ``return_type="loss"``)."""
         logits = self(tokens)[:, :-1]
