@@ -144,3 +144,39 @@ def test_the_block3_pipeline_plans_from_what_is_shipped(monkeypatch):
     assert P.plan() == [P.SAE, "dashboards", "steering_circuits"]
     monkeypatch.setattr(P, "_trained_on_this_model", lambda name: True)
     assert P.plan() == [] and P.plan(("feature_splitting",)) == ["feature_splitting"]
+
+
+def test_a_run_moves_to_a_machine_without_transformer_lens(tmp_path, monkeypatch):
+    """Start a run here (``stop_after=0``: the zoo's seeded initial weights, step 0), train it elsewhere from a
+    token file with torch alone (``train_gpt``), and it ends exactly where an uninterrupted run ends."""
+    import sys
+
+    full, rec_full, _ = _run(tmp_path / "a")
+    _run(tmp_path / "b", stop_after=0)
+    assert torch.load(tmp_path / "b" / R2.STATE_FILE, weights_only=False)["step"] == 0
+    tokens = tmp_path / "tokens.pt"
+    torch.save({"train": _ids(4000, 0).to(torch.int16), "heldout": _ids(800, 1).to(torch.int16)}, tokens)
+    train_ids, held_ids = R2.load_token_file(tokens)
+    monkeypatch.setitem(sys.modules, "transformer_lens", None)  # any import of it now fails
+    recipe = R2.Recipe(steps=6, batch_size=4, n_ctx=32, warmup=2, eval_every=3, save_every=2)
+    gpt, rec, done = R2.train_gpt(recipe, tmp_path / "b", "cpu", train_ids, held_ids, config=TINY, progress=False)
+    monkeypatch.undo()
+    assert done and rec.devices == ["cpu"]
+    for k, v in full.state_dict().items():
+        if k in gpt.state_dict():
+            assert torch.equal(v, gpt.state_dict()[k]), k
+    assert [h["heldout_loss"] for h in rec.history] == [h["heldout_loss"] for h in rec_full.history]
+    # the history watches induction heads form (the card's probe, on the training-time model)
+    assert all(0 <= h["induction"] <= 1 for h in rec.history)
+    assert torch.load(tmp_path / "b" / R2.STATE_FILE, weights_only=False)["devices"] == ["cpu"]
+
+
+def test_token_files_and_cli_arguments_are_checked(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        R2.load_token_file(tmp_path / "missing.pt")
+    torch.save({"train": torch.zeros(3)}, tmp_path / "bad.pt")
+    with pytest.raises(InputError, match="not a token file"):
+        R2.load_token_file(tmp_path / "bad.pt")
+    with pytest.raises(SystemExit):  # finishing needs this machine's corpus: --tokens only trains
+        R2.main(["--tokens", str(tmp_path / "bad.pt")])
+    assert R2.make_recipe(10).warmup == 1 and R2.make_recipe().steps == R2.Recipe().steps

@@ -37,3 +37,17 @@ def test_gpt_refuses_what_it_cannot_reproduce():
         GPT(dict(CFG, act_fn="silu"))
     with pytest.raises(InputError, match="longer than the context"):
         GPT(CFG)(torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_gpt_attention_patterns_are_the_bridges():
+    """The fused attention never forms the pattern; ``attention_patterns`` recomputes it, equal to ``hook_pattern``."""
+    from mi_course.zoo import hooks as hk
+
+    bridge = zoo.build(CFG, seed=1)
+    gpt = GPT.from_bridge(bridge, CFG)
+    x = torch.randint(0, 50, (2, 24), generator=torch.Generator().manual_seed(1))
+    _, cache = bridge.run_with_cache(x, names_filter=hk.only("pattern"))
+    got = gpt.attention_patterns(x)
+    assert len(got) == CFG["n_layers"]
+    for layer, p in enumerate(got):
+        torch.testing.assert_close(p, cache["pattern", layer], atol=1e-5, rtol=1e-5)

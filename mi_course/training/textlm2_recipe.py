@@ -292,8 +292,8 @@ def train_gpt(recipe: Recipe | None = None, run_dir: Path | None = None, device:
                              f"({state['recipe_key']}, {state['config']}); use another run_dir or delete it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        g.set_state(state["sampler_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        g.set_state(state["sampler_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         step, elapsed, running = state["step"], state["elapsed"], state["running_loss"]
         recipe.history = state["history"]
         devices = list(state.get("devices", []))
