@@ -143,9 +143,16 @@ def pick_latent(f: torch.Tensor, is_target: torch.Tensor) -> tuple[int, float]:
 
 
 @torch.no_grad()
-def target_logprob_all(model, windows: torch.Tensor, targets: list[int], fwd_hooks=()) -> float:
-    """Mean over all positions but the first of log P(next token in ``targets``)."""
+def target_logprob_all(model, windows: torch.Tensor, targets: list[int], fwd_hooks=(), top1: list | None = None) -> float:
+    """Mean over all positions but the first of log P(next token in ``targets``).
+
+    ``top1``: a list that gets the share of those positions where a target is the model's top
+    prediction appended (what the model would *say*; a push that only flattens the distribution
+    raises the log-probability of every rare token but makes none of them the top choice).
+    """
     lp = model.run_with_hooks(windows, fwd_hooks=list(fwd_hooks)).float()[:, 1:].log_softmax(-1)
+    if top1 is not None:
+        top1.append(float(torch.isin(lp.argmax(-1), torch.tensor(targets)).float().mean()))
     return float(lp[..., targets].logsumexp(-1).mean())
 
 
@@ -183,12 +190,17 @@ def steering_section(model, tok, saes: dict, train_w: torch.Tensor, beh_w: torch
                                                 for m in ("feature", "diff_of_means")}}
         for m, v in dirs.items():
             v = v / v.norm() * norm
+            top1: list = []  # [no hook, then each strength]
             rows = ST.sweep(hook, lambda s, v=v: ST.add_vector_hook(v, s), STRENGTHS,
-                            lambda h: target_logprob_all(model, beh_w, ids, h),
+                            lambda h, top1=top1: target_logprob_all(model, beh_w, ids, h, top1),
                             lambda h: ST.heldout_loss(model, dmg_w, h))
+            said = [{"d_behaviour": t - top1[0], "d_damage": r["d_damage"]} for t, r in zip(top1[1:], rows)]
             row["methods"][m] = {
-                "sweep": [{k: round(r[k], 4) for k in ("strength", "d_behaviour", "d_damage")} for r in rows],
-                "at_damage": {str(d): _r(ST.behaviour_at_damage(rows, d)) for d in DAMAGES}}
+                "sweep": [{k: round(r[k], 4) for k in ("strength", "d_behaviour", "d_damage")} | {"top1": round(t, 5)}
+                          for r, t in zip(rows, top1[1:])],
+                "at_damage": {str(d): _r(ST.behaviour_at_damage(rows, d)) for d in DAMAGES},
+                "top1_at_damage": {str(d): _r(ST.behaviour_at_damage(said, d) + top1[0], 5) for d in DAMAGES}}
+            row["baseline_top1"] = round(top1[0], 5)
         row["baseline_logprob"] = round(target_logprob_all(model, beh_w, ids), 4)
         out["targets"][name] = row
     return out
@@ -352,11 +364,15 @@ def _random_like(circuit: dict, g: torch.Generator) -> dict:
 
 # ------------------------------------------------------------------------------------------- main
 def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed: int = 0, progress: bool = True,
-         **overrides) -> dict:
+         only_steering: bool = False, **overrides) -> dict:
+    """``only_steering``: redo the steering section alone (minutes: it needs only the zoo's layer-1 SAE) and
+    update its targets in the measured file, keeping the rest as measured."""
     from mi_course import zoo
     from mi_course.data import stdlib_corpus as sc
 
     cfg = {**(TINY if tiny else FULL), **{k: v for k, v in overrides.items() if v is not None}}
+    if only_steering:
+        cfg["layers"] = [zoo.card(model_name).config["n_layers"] // 2 - 1]  # the hook steering_section picks
     torch.manual_seed(seed)
     t0 = time.time()
     model, tok, train, held = load(model_name, cfg["max_files"], cfg["max_train_files"])
@@ -374,6 +390,12 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
     common = {"model": model_name, "model_sha256": card.sha256, "seed": seed, "tiny": tiny, "config": cfg,
               "provisional": snap is not None, "snapshot_step": int(snap.group(1)) if snap else None, "saes": quality}
     steer = {**common, **steering_section(model, tok, saes, train_w, beh_w, dmg_w, seed)}
+    if only_steering:  # the layer-1 zoo SAE alone: the other layers' SAEs and the circuit are left as measured
+        old = card.measured("week13_steering") if write else {}
+        steer = {**old, "targets": steer["targets"], "seconds_steering_only": round(time.time() - t0, 1)}
+        if write:
+            card.write_measured("week13_steering", steer)
+        return {"steering": steer}
     data = bracket_prompts(tok, held, cfg["n_circuit"])
     ref = sc.random_windows(held, max(2 * cfg["n_circuit"], 16), data["clean"].shape[1], torch.Generator().manual_seed(seed + 1))
     circ = {**common, **circuit_section(model, saes, data, ref, cfg, seed, progress)}
@@ -389,6 +411,17 @@ def summary(res: dict) -> str:
     lines = [f"model {s['model']} (provisional: {s['provisional']}, step {s['snapshot_step']}), {s['seconds']} s"]
     for h, q in s["saes"].items():
         lines.append(f"  SAE {h}: EV {q['explained_variance']}, L0 {q['l0']}, CE recovered {q['ce_loss_recovered']}")
+    lines.append(steering_summary(s))
+    lines.append(f"  circuit: {c['n_prompts']} prompts (gap {c['gap']}), metric clean {c['metric_clean']} patch "
+                 f"{c['metric_patch']}, AtP vs IG r = {c['atp_vs_ig_corr']}")
+    for r in c["curve"]:
+        lines.append(f"    threshold {r['threshold_rel']}: {r['n_latents']} latents + {r['n_errors']} errors, "
+                     f"faithfulness {r['faithfulness']} (random {r['random_faithfulness']}), completeness {r['completeness']}")
+    return "\n".join(lines)
+
+
+def steering_summary(s: dict) -> str:
+    lines = []
     for name, t in s["targets"].items():
         if "skipped" in t:
             lines.append(f"  {name}: skipped ({t['skipped']})")
@@ -397,11 +430,10 @@ def summary(res: dict) -> str:
         lines.append(f"  {name} ({t['text']!r}, latent {t['latent']}, {t['latent_contrast_sd']} sd, cos to DoM "
                      f"{t['cos_feature_dom']}): d logprob at damage " +
                      "; ".join(f"{d}: " + ", ".join(f"{m} {at[m][str(d)]}" for m in at) for d in s["damages"]))
-    lines.append(f"  circuit: {c['n_prompts']} prompts (gap {c['gap']}), metric clean {c['metric_clean']} patch "
-                 f"{c['metric_patch']}, AtP vs IG r = {c['atp_vs_ig_corr']}")
-    for r in c["curve"]:
-        lines.append(f"    threshold {r['threshold_rel']}: {r['n_latents']} latents + {r['n_errors']} errors, "
-                     f"faithfulness {r['faithfulness']} (random {r['random_faithfulness']}), completeness {r['completeness']}")
+        if all("top1_at_damage" in t["methods"][m] for m in at):
+            top = {m: t["methods"][m]["top1_at_damage"] for m in at}
+            lines.append(f"    top-1 share (clean {t['baseline_top1']}) at damage " +
+                         "; ".join(f"{d}: " + ", ".join(f"{m} {top[m][str(d)]}" for m in top) for d in s["damages"]))
     return "\n".join(lines)
 
 
@@ -413,8 +445,10 @@ if __name__ == "__main__":
     ap.add_argument("--sae-steps", type=int, default=None)
     ap.add_argument("--max-files", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-steering", action="store_true",
+                    help="redo the steering section alone and update its targets in the measured file")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    res = main(a.model, a.write, a.tiny, a.seed, sae_steps=a.sae_steps, max_files=a.max_files,
-               max_train_files=a.max_files)
-    print(summary(res))
+    res = main(a.model, a.write, a.tiny, a.seed, only_steering=a.only_steering, sae_steps=a.sae_steps,
+               max_files=a.max_files, max_train_files=a.max_files)
+    print(summary(res) if "circuit" in res else steering_summary(res["steering"]))

@@ -24,6 +24,9 @@ ends exactly where an uninterrupted run would have::
     python -m mi_course.training.textlm2_recipe --device cuda      # or cpu; resumes if stopped
     mi-course train text-lm-v2                                      # the same, on CPU
 
+A GPU machine without this corpus or transformer-lens trains from a token file and a step-0 state made
+here (``--export-tokens``, ``--stop-after 0``, then ``--tokens FILE --train-only`` there; ``docs/text-lm.md``).
+
 The tokenized corpus is cached in the run folder (int16, ~140 MB), so a resume does not
 tokenize again.
 """
@@ -358,6 +361,7 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
     from mi_course.zoo.cards import ModelCard
 
     tokens = recipe.steps * recipe.batch_size * recipe.n_ctx
+    devices = getattr(recipe, "devices", None) or [device]  # where it trained (a resumed run may finish elsewhere)
     return ModelCard(
         name=NAME,
         summary="4-layer transformer language model (d_model 256, context 256, MLPs, LayerNorm) trained on the "
@@ -374,8 +378,9 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
                       f"tokens, {recipe.steps} steps ({tokens / 1e6:.1f}M tokens)",
             "seed": recipe.seed,
             "steps": recipe.steps,
-            "command": f"python -m mi_course.training.textlm2_recipe --device {device}",
-            "time": f"{getattr(recipe, 'elapsed', 0):.0f} s on {', '.join(getattr(recipe, 'devices', None) or [device])}",
+            "command": f"python -m mi_course.training.textlm2_recipe --device {devices[0]}"
+                       + (f" --steps {recipe.steps}" if recipe.steps != Recipe.steps else ""),
+            "time": f"{getattr(recipe, 'elapsed', 0):.0f} s of training on {', '.join(devices)}",
         },
         figures=measure(model, heldout_ids, train_ids, n_windows=n_card_windows),
         extra={"tokenizer": v1.TOKENIZER_FILE, "history": recipe.history,
