@@ -18,8 +18,10 @@ prompts are found in the held-out corpus by rule.
    the difference-of-means vector at the same hook and positions; a random direction. Each is
    normalised to the residual stream's mean norm there and swept over :data:`STRENGTHS` (added at
    every position). Behaviour: mean log-probability of the target over all positions of held-out
-   windows; damage: the increase of the next-token loss on *other* held-out windows. Compared at
-   equal damage (:func:`steering.behaviour_at_damage`).
+   windows, and (since any large push flattens the distribution, which raises every rare token's
+   log-probability) the share of positions where the target is the top prediction; damage: the
+   increase of the next-token loss on *other* held-out windows. Compared at equal damage
+   (:func:`steering.behaviour_at_damage`). ``--only-steering`` redoes this section alone (minutes).
 3. **Circuit** (Marks et al. 2024) for closing a bracket: held-out places where the next token is
    ``)`` and its opening ``(`` is a token of its own ``GAP`` tokens earlier (the most common gap
    in 2..6, so the positions line up); the counterfactual swaps that ``(`` for ``[``; metric
@@ -391,7 +393,10 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
               "provisional": snap is not None, "snapshot_step": int(snap.group(1)) if snap else None, "saes": quality}
     steer = {**common, **steering_section(model, tok, saes, train_w, beh_w, dmg_w, seed)}
     if only_steering:  # the layer-1 zoo SAE alone: the other layers' SAEs and the circuit are left as measured
-        old = card.measured("week13_steering") if write else {}
+        try:
+            old = card.measured("week13_steering")
+        except Exception:  # noqa: BLE001  (nothing measured yet: keep this run's fields)
+            old = steer
         steer = {**old, "targets": steer["targets"], "seconds_steering_only": round(time.time() - t0, 1)}
         if write:
             card.write_measured("week13_steering", steer)

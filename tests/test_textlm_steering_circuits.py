@@ -62,6 +62,10 @@ def test_shipped_steering_figures():
     for t in done:
         assert set(t["methods"]) == {"feature", "diff_of_means", "random"}
         assert len(t["methods"]["feature"]["sweep"]) == len(s["strengths"])
+        # beside the log-probability, how often the target is the top prediction (flattening cannot fake it)
+        assert 0 <= t["baseline_top1"] < 0.05
+        assert all(0 <= r["top1"] <= 1 for m in t["methods"].values() for r in m["sweep"])
+        assert set(t["methods"]["random"]["top1_at_damage"]) == {str(d) for d in s["damages"]}
 
 
 def test_shipped_circuit_figures():

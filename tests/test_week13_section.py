@@ -115,3 +115,30 @@ def test_shift_figures_are_the_cards(prose, deck):
 
 def test_the_deck_is_final_and_its_figures_exist():
     assert len(course_text.deck_figures(WEEK)) >= 4
+
+
+def _top(t, method, d=D):
+    return t["methods"][method]["top1_at_damage"][str(d)]
+
+
+def test_top_prediction_table_and_claims(prose, deck, m):
+    """The metric a flattened distribution cannot fake: how often the target becomes the top prediction."""
+    _, _, T = m
+    assert f"| clean | " + " | ".join(f"{t['baseline_top1']:.2%}" for t in T.values()) + " |" in prose
+    for method, label, short in (("feature", "feature", "feature"), ("diff_of_means", "difference of means", "difference of means"),
+                                 ("random", "random direction", "random")):
+        assert f"| {label} | " + " | ".join(f"{_top(t, method):.2%}" for t in T.values()) + " |" in prose, method
+        assert f"{short} " + " / ".join(f"{_top(t, method):.2%}" for t in T.values()) in deck, method
+    assert "(clean " + " / ".join(f"{t['baseline_top1']:.2%}" for t in T.values()) + ")" in deck
+    dr, rt, sf = T["docstring"], T["return"], T["self"]
+    # "the feature barely changes what the model says (it says \"\"\" and return less often)"
+    assert _top(dr, "feature") < dr["baseline_top1"] and _top(rt, "feature") < rt["baseline_top1"]
+    assert abs(_top(sf, "feature") - sf["baseline_top1"]) < 0.002
+    # "the difference of means makes it say each target more often (at 0.5 nats: ...)"
+    for t in T.values():
+        assert _top(t, "diff_of_means") > t["baseline_top1"] and _top(t, "diff_of_means", 0.5) > _top(t, "diff_of_means")
+    assert "(at 0.5 nats: " + ", ".join(f"{_top(t, 'diff_of_means', 0.5):.2%}" for t in T.values()) + ")" in prose
+    # "the random push for return raises it too (x, y at 0.5 nats)"; for the other two it lowers it
+    assert _top(rt, "random") > rt["baseline_top1"]
+    assert f"({_top(rt, 'random'):.2%}, {_top(rt, 'random', 0.5):.2%} at 0.5 nats)" in prose
+    assert _top(dr, "random") < dr["baseline_top1"] and _top(sf, "random") < sf["baseline_top1"]
