@@ -49,6 +49,7 @@ MODEL = "text-lm-v2"
 TARGETS = {"docstring": '"""', "return": "return", "self": "self"}
 STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)   # times the residual stream's mean norm at the hook
 DAMAGES = (0.05, 0.1, 0.2, 0.5)          # nats of extra loss at which the methods are compared
+N_RANDOM = 8                             # random directions per target (the baseline's spread)
 THRESHOLDS = (0.3, 0.1, 0.03, 0.01, 0.003)  # node-effect thresholds (relative to the largest effect)
 
 FULL = dict(max_files=None, max_train_files=2000, n_train_windows=256, n_heldout=64, sae_steps=300, n_circuit=48, ig_steps=10,
@@ -190,19 +191,29 @@ def steering_section(model, tok, saes: dict, train_w: torch.Tensor, beh_w: torch
                "cos_feature_dom": round(float(torch.nn.functional.cosine_similarity(dirs["feature"], dirs["diff_of_means"], 0)), 4),
                "methods": {}, "unit_vectors": {m: [round(float(u), 5) for u in dirs[m] / dirs[m].norm()]
                                                 for m in ("feature", "diff_of_means")}}
-        for m, v in dirs.items():
+        def steer(v):
             v = v / v.norm() * norm
             top1: list = []  # [no hook, then each strength]
             rows = ST.sweep(hook, lambda s, v=v: ST.add_vector_hook(v, s), STRENGTHS,
                             lambda h, top1=top1: target_logprob_all(model, beh_w, ids, h, top1),
                             lambda h: ST.heldout_loss(model, dmg_w, h))
             said = [{"d_behaviour": t - top1[0], "d_damage": r["d_damage"]} for t, r in zip(top1[1:], rows)]
-            row["methods"][m] = {
+            row["baseline_top1"] = round(top1[0], 5)
+            return {
                 "sweep": [{k: round(r[k], 4) for k in ("strength", "d_behaviour", "d_damage")} | {"top1": round(t, 5)}
                           for r, t in zip(rows, top1[1:])],
                 "at_damage": {str(d): _r(ST.behaviour_at_damage(rows, d)) for d in DAMAGES},
                 "top1_at_damage": {str(d): _r(ST.behaviour_at_damage(said, d) + top1[0], 5) for d in DAMAGES}}
-            row["baseline_top1"] = round(top1[0], 5)
+
+        for m, v in dirs.items():
+            row["methods"][m] = steer(v)
+        # one random draw says little: N_RANDOM directions in all (the first is "random" above; the others
+        # come from their own generator, so the draws above stay what they were)
+        g_more = torch.Generator().manual_seed(seed + 1000 + len(out["targets"]))
+        more = [row["methods"]["random"]] + [steer(torch.randn(x.shape[-1], generator=g_more))
+                                             for _ in range(N_RANDOM - 1)]
+        row["random_directions"] = {"n": N_RANDOM, **{key: {str(d): [r[key][str(d)] for r in more] for d in DAMAGES}
+                                                      for key in ("at_damage", "top1_at_damage")}}
         row["baseline_logprob"] = round(target_logprob_all(model, beh_w, ids), 4)
         out["targets"][name] = row
     return out
@@ -439,6 +450,12 @@ def steering_summary(s: dict) -> str:
             top = {m: t["methods"][m]["top1_at_damage"] for m in at}
             lines.append(f"    top-1 share (clean {t['baseline_top1']}) at damage " +
                          "; ".join(f"{d}: " + ", ".join(f"{m} {top[m][str(d)]}" for m in top) for d in s["damages"]))
+        if "random_directions" in t:
+            rd = t["random_directions"]
+            for key in ("at_damage", "top1_at_damage"):
+                lines.append(f"    {rd['n']} random directions, {key}: " + "; ".join(
+                    f"{d}: mean {sum(v) / len(v):.4g} ({min(v):.4g} to {max(v):.4g})"
+                    for d in s["damages"] if None not in (v := rd[key][str(d)])))
     return "\n".join(lines)
 
 

@@ -66,6 +66,10 @@ def test_shipped_steering_figures():
         assert 0 <= t["baseline_top1"] < 0.05
         assert all(0 <= r["top1"] <= 1 for m in t["methods"].values() for r in m["sweep"])
         assert set(t["methods"]["random"]["top1_at_damage"]) == {str(d) for d in s["damages"]}
+        # the random baseline is several directions; the first is the one in "methods"
+        rd = t["random_directions"]
+        assert rd["n"] == _bench().N_RANDOM >= 8 and all(len(v) == rd["n"] for v in rd["at_damage"].values())
+        assert rd["at_damage"]["0.1"][0] == t["methods"]["random"]["at_damage"]["0.1"]
 
 
 def test_shipped_circuit_figures():
