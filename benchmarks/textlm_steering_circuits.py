@@ -153,9 +153,12 @@ def target_logprob_all(model, windows: torch.Tensor, targets: list[int], fwd_hoo
     prediction appended (what the model would *say*; a push that only flattens the distribution
     raises the log-probability of every rare token but makes none of them the top choice).
     """
-    lp = model.run_with_hooks(windows, fwd_hooks=list(fwd_hooks)).float()[:, 1:].log_softmax(-1)
+    from mi_course.methods import steering as ST
+
+    logits = model.run_with_hooks(windows, fwd_hooks=list(fwd_hooks)).float()
     if top1 is not None:
-        top1.append(float(torch.isin(lp.argmax(-1), torch.tensor(targets)).float().mean()))
+        top1.append(ST.top_prediction_share(logits, targets))
+    lp = logits[:, 1:].log_softmax(-1)
     return float(lp[..., targets].logsumexp(-1).mean())
 
 

@@ -209,6 +209,11 @@ BAD_CALLS = {
         torch.zeros(2, 128)), "1-D tensor"),
     "steering: latent out of range": (lambda: __import__("mi_course.methods.steering", fromlist=["x"]).clamp_latent_hook(
         zoo.load_sae("text-lm-L1-resid-topk"), 5000, 1.0), r"latent must be an int in 0\.\.1023"),
+    "steering: top-prediction share of a target id outside the vocabulary": (lambda: __import__(
+        "mi_course.methods.steering", fromlist=["x"]).top_prediction_share(torch.zeros(2, 5, 10), [3, 10]),
+        r"target ids must lie in \[0, 10\)"),
+    "steering: top-prediction share of 2-D logits": (lambda: __import__(
+        "mi_course.methods.steering", fromlist=["x"]).top_prediction_share(torch.zeros(5, 10), [3]), r"\[batch, pos >= 2"),
     "SHIFT: ablating a latent the SAE lacks": (lambda: __import__("mi_course.methods.shift", fromlist=["x"]).ablate_latents(
         zoo.load_sae("text-lm-L1-resid-topk"), torch.zeros(2, 128), [1024]), "latent indices"),
     "transcoders: an SAE where a transcoder is needed": (lambda: __import__(

@@ -257,7 +257,75 @@ def check_behaviour_at_damage(fn, seed: int | None = None) -> bool:
     return check(BEHAVIOUR_AT_DAMAGE, fn, seed)
 
 
-EXERCISES.update({ex.id: ex for ex in (STEER, DIFF_OF_MEANS, CLAMP, BEHAVIOUR_AT_DAMAGE)})
+# -- 5. what the model would say: the target's share of top predictions -------------------------
+def _top1_reference(logits: torch.Tensor, targets: list) -> float:
+    return ST.top_prediction_share(logits, targets)
+
+
+def _top1_cases(seed: int) -> list[Case]:
+    """Random logits with the targets planted as the top prediction at known places: some by a wide margin
+    (probability above one half), some by a hair (well below it), some at the first position, and each
+    target at least once."""
+    g = _g(seed)
+    cases = []
+    for b, pos, vocab in ((3, 12, 20), (2, 9, 30)):
+        logits = torch.randn(b, pos, vocab, generator=g)
+        targets = torch.randperm(vocab, generator=g)[:2].tolist()
+        logits[..., targets] -= 5.0  # no accidental wins
+        top = logits.max(-1).values
+        plant = [(0, 0, 0, 0.1), (1, 0, 1, 6.0)]  # (batch, position, which target, margin): the first position
+        plant += [(i % b, 1 + (3 * i + seed) % (pos - 1), i % 2, 6.0 if i % 4 == 1 else 0.1) for i in range(4 + seed % 4)]
+        for bi, p, t, margin in plant:
+            logits[bi, p, targets[t]] = top[bi, p] + margin
+        cases.append(Case(f"seed {seed}, logits {list(logits.shape)}, targets {targets}",
+                          {"logits": logits, "targets": targets}))
+    return cases
+
+
+def _top1_first_kept(logits, targets):
+    return float(torch.isin(logits.argmax(-1), torch.tensor(targets)).float().mean())
+
+
+def _top1_first_target(logits, targets):
+    return float((logits[:, 1:].argmax(-1) == targets[0]).float().mean())
+
+
+def _top1_over_half(logits, targets):
+    return float((logits[:, 1:].softmax(-1)[..., targets].sum(-1) > 0.5).float().mean())
+
+
+def _top1_count(logits, targets):
+    return float(torch.isin(logits[:, 1:].argmax(-1), torch.tensor(targets)).sum())
+
+
+TOP_PREDICTION = Exercise(
+    id="w13_top_prediction_share",
+    title="top_prediction_share",
+    reference=_top1_reference,
+    cases=_top1_cases,
+    mistakes=[
+        Mistake("first position kept", _top1_first_kept,
+                "leave out the first position: it predicts the token right after <|endoftext|>, the same "
+                "situation in every window."),
+        Mistake("first target only", _top1_first_target,
+                "a target can be several token ids (with and without a leading space): count a position when "
+                "its top prediction is any of them."),
+        Mistake("probability over a half", _top1_over_half,
+                "the question is which token the model would pick (its top prediction), not whether the targets "
+                "hold most of the probability: a token can be the top choice at 20%."),
+        Mistake("a count", _top1_count, "return a share of the positions (between 0 and 1), not a count."),
+    ],
+    hint="take the argmax over the vocabulary at every position but the first, and average whether it is one of "
+         "the target ids.",
+)
+
+
+def check_top_prediction_share(fn, seed: int | None = None) -> bool:
+    """Check ``top_prediction_share(logits [batch, pos, d_vocab], targets) -> float``."""
+    return check(TOP_PREDICTION, fn, seed)
+
+
+EXERCISES.update({ex.id: ex for ex in (STEER, DIFF_OF_MEANS, CLAMP, BEHAVIOUR_AT_DAMAGE, TOP_PREDICTION)})
 
 
 # -- a tiny model with an SAE: the cases of the circuit exercises --------------------------------

@@ -28,7 +28,7 @@ import torch
 from mi_course.errors import InputError
 
 __all__ = ["feature_vector", "add_vector_hook", "clamp_latent_hook", "diff_of_means", "target_logit_diff",
-           "target_logprob", "heldout_loss", "generate", "sweep",
+           "target_logprob", "top_prediction_share", "heldout_loss", "generate", "sweep",
            "behaviour_at_damage"]
 
 Positions = int | Sequence[int] | None
@@ -147,6 +147,24 @@ def target_logprob(model, tokens: torch.Tensor, targets: Sequence[int], fwd_hook
     pos = last if last is not None else torch.full((tokens.shape[0],), tokens.shape[1] - 1)
     lp = logits[rows, pos].log_softmax(-1)
     return float(lp[:, list(targets)].logsumexp(-1).mean())
+
+
+def top_prediction_share(logits: torch.Tensor, targets: Sequence[int]) -> float:
+    """Share of positions whose top prediction (argmax) is one of ``targets``: what the model would *say*.
+
+    ``logits`` ``[batch, pos, d_vocab]``; the first position (the prediction right after
+    ``<|endoftext|>``) is left out. Beside ``log P(target)``, this is the steering metric a push that
+    only flattens the distribution cannot fake: flattening raises every rare token's log-probability
+    but makes none of them the top choice.
+    """
+    if logits.ndim != 3 or logits.shape[1] < 2:
+        raise InputError(f"logits must be [batch, pos >= 2, d_vocab], got shape {list(logits.shape)}")
+    ids = torch.as_tensor(list(targets), dtype=torch.long)
+    if not len(ids):
+        raise InputError("targets is empty")
+    if int(ids.min()) < 0 or int(ids.max()) >= logits.shape[-1]:
+        raise InputError(f"target ids must lie in [0, {logits.shape[-1]}), got {ids.tolist()}")
+    return float(torch.isin(logits[:, 1:].argmax(-1), ids.to(logits.device)).float().mean())
 
 
 @torch.no_grad()
