@@ -30,11 +30,22 @@ def steering_curves():
     s = steering_figures()
     targets = {k: t for k, t in s["targets"].items() if "skipped" not in t}
     fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3), squeeze=False)
+    xmax = max(s["damages"]) * 1.6
     for ax, (name, t) in zip(axes[0], targets.items()):
+        top = max(r["d_behaviour"] for m in t["methods"].values() for r in m["sweep"] if r["d_damage"] <= xmax)
         for m, style in (("feature", "o-"), ("diff_of_means", "s-"), ("random", "x--")):
             rows = t["methods"][m]["sweep"]
             ax.plot([0] + [r["d_damage"] for r in rows], [0] + [r["d_behaviour"] for r in rows], style,
-                    label=m.replace("_", " "))
+                    label=m.replace("_", " ") + (" (1 of 8)" if m == "random" else ""))
+        if "random_directions" in t:  # the spread of all the random directions, at the damages compared
+            rd = t["random_directions"]["at_damage"]
+            ds = [d for d in rd if None not in rd[d]]
+            ax.fill_between([0.0] + [float(d) for d in ds], [0.0] + [min(rd[d]) for d in ds],
+                            [0.0] + [max(rd[d]) for d in ds], color="gray", alpha=0.25,
+                            label=f"range of {t['random_directions']['n']} random")
+            top = max(top, *(max(rd[d]) for d in ds))
+        ax.set_xlim(0, xmax)
+        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.15 * top)
         ax.set_title(f"next token {t['text']!r}", fontsize=10)
         ax.set_xlabel("extra loss (nats)")
     axes[0][0].set_ylabel("Δ log P(target)")
