@@ -55,8 +55,9 @@ def test_card_figures_are_what_the_checkpoint_shows(v2, one_thread):
 
 
 @pytest.mark.xfail(strict=True, reason="#10's bar is not met yet: the shipped CPU run (30.3M tokens) reached 0.44 "
-                   "(head 3.3; the issue's GPU replica: 0.47 after 16M tokens, 0.61 after 33M). A longer run "
-                   "that passes turns this into an XPASS, which fails: then remove this mark.")
+                   "(head 3.3; the issue's GPU replica: 0.47 after 16M tokens, 0.61 after 33M). Longer schedules "
+                   "do not pass it (57M-115M tokens on a GPU end at 0.47; docs/text-lm.md). A model that passes "
+                   "turns this into an XPASS, which fails: then remove this mark.")
 def test_meets_issue_10s_induction_bar():
     """#10: an induction head >= 0.5 on repeated random tokens (its real-text induction heads are held by
     tests/test_week02_real_text.py)."""
