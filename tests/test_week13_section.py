@@ -169,3 +169,13 @@ def test_top_prediction_table_and_claims(prose, deck, m):
     assert _top(rt, "diff_of_means", 0.5) < max(top5["return"])
     assert f"(at most {max(top5['docstring']):.2%} and {max(top5['self']):.2%} at 0.5 nats)" in prose
     assert f"one random direction reaches {max(top5['return']):.2%}" in prose
+
+
+def test_the_live_top_prediction_cell_is_described_by_its_sweep(prose, m):
+    """The notebook steers toward `self` at strength 0.25 and says what damage that strength cost in the sweep."""
+    _, _, T = m
+    dmg = [r["d_damage"] for meth in ("feature", "diff_of_means", "random")
+           for r in T["self"]["methods"][meth]["sweep"] if r["strength"] == 0.25]
+    assert len(dmg) == 3
+    assert f"{min(dmg):.2f}-{max(dmg):.2f} nats of damage in the sweep" in prose
+    assert "Both, and 8 random directions, are scaled" in prose

@@ -448,6 +448,7 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
     recipe = Recipe(**{k: v for k, v in state["recipe_key"].items()})
     recipe.history = state["history"]
     recipe.elapsed = state["elapsed"]
+    recipe.devices = list(state.get("devices", []))
     tok = v1.load_raw_tokenizer()
     if train_ids is None:
         train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, recipe.max_files, progress)
