@@ -409,7 +409,7 @@ def main(model_name: str = MODEL, write: bool = False, tiny: bool = False, seed:
     if only_steering:  # the layer-1 zoo SAE alone: the other layers' SAEs and the circuit are left as measured
         try:
             old = card.measured("week13_steering")
-        except Exception:  # noqa: BLE001  (nothing measured yet: keep this run's fields)
+        except FileNotFoundError:  # nothing measured yet: keep this run's fields
             old = steer
         steer = {**old, "targets": steer["targets"], "seconds_steering_only": round(time.time() - t0, 1)}
         if write:

@@ -56,9 +56,14 @@ class Attention(nn.Module):
         self.v = nn.Linear(d_model, n_heads * d_head)
         self.o = nn.Linear(n_heads * d_head, d_model)
 
+    def heads(self, lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, pos, d_model]`` through ``lin`` (q, k or v), split into ``[batch, head, pos, d_head]``."""
+        B, T, _ = x.shape
+        return lin(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        q, k, v = (lin(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        q, k, v = (self.heads(lin, x) for lin in (self.q, self.k, self.v))
         z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(self.d_head))
         return self.o(z.transpose(1, 2).reshape(B, T, -1))
 
@@ -134,7 +139,7 @@ class GPT(nn.Module):
         out = []
         for block in self.blocks:
             a, h = block.attn, block.ln1(x)
-            q, k = (lin(h).view(*h.shape[:2], a.n_heads, a.d_head).transpose(1, 2) for lin in (a.q, a.k))
+            q, k = a.heads(a.q, h), a.heads(a.k, h)
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(a.d_head)
             out.append(scores.masked_fill(~mask, float("-inf")).softmax(-1))
             x = block(x)
