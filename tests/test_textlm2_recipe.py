@@ -83,6 +83,7 @@ def test_train_and_save_smoke(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
     assert (tmp_path / "run" / "tokens.pt").exists() and (tmp_path / "run" / R2.STATE_FILE).exists()
     assert card.config["d_model"] == 256 and card.training["steps"] == 2
+    assert card.training["init"].startswith("zoo:") and "--init" not in card.training["command"]
     assert {"heldout_loss", "bigram_loss", "icl_score", "induction_score"} <= set(card.figures)
     assert card.extra["corpus"]["packages"]["torch"] and card.extra["corpus"]["tokens_train"] > 0
     # running it again resumes at the end: nothing retrained, the same checkpoint
@@ -180,3 +181,59 @@ def test_token_files_and_cli_arguments_are_checked(tmp_path):
     with pytest.raises(SystemExit):  # finishing needs this machine's corpus: --tokens only trains
         R2.main(["--tokens", str(tmp_path / "bad.pt")])
     assert R2.make_recipe(10).warmup == 1 and R2.make_recipe().steps == R2.Recipe().steps
+
+
+def test_initialisations_to_test_the_induction_gap(tmp_path, monkeypatch):
+    """``--init``: the zoo's weights (the shipped run), GPT-2's scheme or PyTorch's defaults, seeded; runs saved
+    before the option existed still resume (their key has no ``init``); each init gets its own run folder."""
+    cfg = dict(TINY, n_layers=2)
+    std = {}
+    for init in R2.INITS:
+        a = R2.initial_gpt(cfg, R2.Recipe(init=init, seed=3))
+        b = R2.initial_gpt(cfg, R2.Recipe(init=init, seed=3))
+        assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items()), init  # seeded
+        std[init] = {k: float(v.std()) for k, v in a.state_dict().items() if v.ndim == 2}
+    assert std["gpt2"]["blocks.0.attn.q.weight"] == pytest.approx(0.02, rel=0.15)
+    assert std["gpt2"]["blocks.1.mlp.out.weight"] == pytest.approx(0.02 / 2, rel=0.15)  # 0.02 / sqrt(2 n_layers)
+    assert std["torch"]["embed.weight"] == pytest.approx(1.0, rel=0.15)
+    assert std["zoo"]["embed.weight"] == pytest.approx(0.8 / cfg["d_model"] ** 0.5, rel=0.15)
+    gpt2 = R2.initial_gpt(cfg, R2.Recipe(init="gpt2"))
+    assert not gpt2.blocks[0].attn.q.bias.any() and torch.equal(gpt2.blocks[0].ln1.weight, torch.ones(32))
+    with pytest.raises(InputError, match="init='xavier'"):
+        R2.make_recipe(init="xavier")
+    assert "init" not in R2.Recipe().key() and R2.Recipe(init="gpt2").key()["init"] == "gpt2"
+    monkeypatch.setenv("MI_COURSE_CACHE", str(tmp_path))
+    assert R2.default_run_dir(0).name == "text-lm-v2-seed0"
+    assert R2.default_run_dir(1, 7000, "gpt2").name == "text-lm-v2-seed1-steps7000-init-gpt2"
+    assert R2.default_run_dir(0, R2.Recipe.steps).name == "text-lm-v2-seed0"
+    # a gpt2-init run trains, and resumes exactly
+    recipe = lambda: R2.Recipe(steps=4, batch_size=4, n_ctx=32, warmup=2, eval_every=2, save_every=2, init="gpt2")
+    full, _, _ = R2.train_gpt(recipe(), tmp_path / "a", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY, progress=False)
+    R2.train_gpt(recipe(), tmp_path / "b", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY, progress=False, stop_after=2)
+    res, rec, done = R2.train_gpt(recipe(), tmp_path / "b", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY,
+                                  progress=False)
+    assert done and all(torch.equal(v, res.state_dict()[k]) for k, v in full.state_dict().items())
+    with pytest.raises(InputError, match="different recipe"):  # a zoo-init recipe does not pick up a gpt2 run
+        R2.train_gpt(R2.Recipe(steps=4, batch_size=4, n_ctx=32, warmup=2), tmp_path / "b", "cpu", _ids(4000, 0),
+                     _ids(800, 1), config=TINY, progress=False)
+
+
+def test_a_new_run_reuses_another_runs_token_cache(tmp_path, monkeypatch):
+    """A new seed or init finds the corpus already tokenized in a sibling run folder (linked, not redone)."""
+    monkeypatch.setattr(R2.pc, "corpus_info", lambda: {"sha256": "abc"})
+    monkeypatch.setattr(R2, "_tok_sha", lambda tok: "tok")
+    calls = []
+
+    def tokenize(tok, split, max_files=None, progress=False):
+        calls.append(split)
+        return torch.arange(10) if split == "train" else torch.arange(4)
+
+    monkeypatch.setattr(R2.pc, "tokenize_split", tokenize)
+    train, held, _ = R2.corpus_tokens(None, tmp_path / "runs" / "a")
+    assert calls == ["train", "heldout"]
+    train2, held2, _ = R2.corpus_tokens(None, tmp_path / "runs" / "b")
+    assert calls == ["train", "heldout"] and torch.equal(train, train2) and torch.equal(held, held2)
+    assert (tmp_path / "runs" / "b" / "tokens.pt").is_symlink()
+    monkeypatch.setattr(R2.pc, "corpus_info", lambda: {"sha256": "another corpus"})
+    R2.corpus_tokens(None, tmp_path / "runs" / "c")  # a different corpus is tokenized again
+    assert calls == ["train", "heldout"] * 2

@@ -71,6 +71,7 @@ class Recipe:
     save_every: int = 50
     n_ctx: int = CONFIG["n_ctx"]
     max_files: int | None = None  # only the first files of each split (smoke tests)
+    init: str = "zoo"  # initial weights: one of INITS
     history: list = field(default_factory=list)
 
     lr_at = v1.Recipe.lr_at
@@ -80,12 +81,59 @@ class Recipe:
         d = asdict(self)
         for k in ("history", "eval_every", "save_every"):
             d.pop(k)
+        if d["init"] == "zoo":  # runs saved before the option existed resume
+            d.pop("init")
         return d
 
 
-def default_run_dir(seed: int = 0) -> Path:
+INITS = {
+    "zoo": "the zoo's seeded TransformerBridge weights (normal std 0.8/sqrt(d_model) = 0.05 for the embeddings, "
+           "unembedding, Q/K/V and MLP-in matrices, 0.018 for the attention and MLP output projections); the shipped "
+           "text-lm-v2 started here",
+    "gpt2": "GPT-2's scheme (as nanoGPT): normal std 0.02 for embeddings and every matrix, 0.02/sqrt(2 n_layers) for "
+            "the attention and MLP output projections, zero biases",
+    "torch": "PyTorch's module defaults: nn.Linear uniform(+-1/sqrt(fan_in)) weights and biases, nn.Embedding "
+             "normal std 1",
+}
+
+
+def default_run_dir(seed: int = 0, steps: int | None = None, init: str = "zoo") -> Path:
+    """``~/.cache/mi-course/runs/text-lm-v2-seed0`` (``-steps7000``, ``-init-gpt2`` where not the default)."""
     base = Path(os.environ.get("MI_COURSE_CACHE", Path.home() / ".cache" / "mi-course"))
-    return base / "runs" / f"{NAME}-seed{seed}"
+    name = f"{NAME}-seed{seed}"
+    name += f"-steps{steps}" if steps and steps != Recipe.steps else ""
+    name += f"-init-{init}" if init != "zoo" else ""
+    return base / "runs" / name
+
+
+def initial_gpt(config: dict, recipe: "Recipe", device: str = "cpu"):
+    """The step-0 :class:`~mi_course.zoo.gpt.GPT` for ``recipe.init`` (seeded by ``recipe.seed``).
+
+    Why a choice: the issue's replica (a plain-torch model with its own initialisation) reached an
+    induction score of 0.61 after 33M tokens, this recipe from the zoo's weights 0.44-0.51
+    (``docs/text-lm.md``); the initial scale is the first difference to test.
+    """
+    from mi_course.zoo.gpt import GPT
+
+    if recipe.init not in INITS:
+        raise InputError(f"init={recipe.init!r}: expected one of {sorted(INITS)}")
+    if recipe.init == "zoo":
+        from mi_course import zoo
+
+        bridge = zoo.build(config, device=device, seed=recipe.seed)  # the zoo's seeded initial weights
+        return GPT.from_bridge(bridge, config)  # trains ~10x faster than the bridge; same function
+    torch.manual_seed(recipe.seed)
+    model = GPT(config)  # PyTorch's defaults
+    if recipe.init == "gpt2":
+        proj_std = 0.02 / (2 * config["n_layers"]) ** 0.5
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                torch.nn.init.zeros_(p)
+            elif ".ln" in name or name.startswith("ln_final"):
+                torch.nn.init.ones_(p)
+            else:
+                torch.nn.init.normal_(p, std=proj_std if name.endswith(("attn.o.weight", "mlp.out.weight")) else 0.02)
+    return model.to(device)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -96,9 +144,16 @@ def corpus_tokens(raw_tokenizer, run_dir: Path | None = None, max_files: int | N
     key = {"corpus_sha256": info["sha256"], "tokenizer": _tok_sha(raw_tokenizer),
            "max_files": max_files}
     cache = Path(run_dir) / "tokens.pt" if run_dir else None
-    if cache and cache.exists():
-        blob = torch.load(cache, weights_only=True)
+    # this run's cache first, then another run's of the same corpus and tokenizer (a new seed or init
+    # need not tokenize ~215 MB again: about 20 minutes on one core)
+    for path in ([cache, *sorted(cache.parent.parent.glob("*/tokens.pt"))] if cache else []):
+        if not path.exists():
+            continue
+        blob = torch.load(path, weights_only=True)
         if blob["key"] == json.dumps(key, sort_keys=True):
+            if path != cache:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                cache.symlink_to(path.resolve())
             return blob["train"].long(), blob["heldout"].long(), info
     train = pc.tokenize_split(raw_tokenizer, "train", max_files=max_files, progress=progress)
     held = pc.tokenize_split(raw_tokenizer, "heldout", max_files=max_files, progress=progress)
@@ -266,7 +321,7 @@ def train_gpt(recipe: Recipe | None = None, run_dir: Path | None = None, device:
         from mi_course.threads import set_threads
 
         set_threads(threads)
-    run_dir = Path(run_dir) if run_dir else default_run_dir(recipe.seed)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(recipe.seed, recipe.steps, recipe.init)
     run_dir.mkdir(parents=True, exist_ok=True)
     if train_ids is None:
         raw_tokenizer = raw_tokenizer or v1.load_raw_tokenizer()
@@ -280,10 +335,7 @@ def train_gpt(recipe: Recipe | None = None, run_dir: Path | None = None, device:
     if state_path.exists():
         model = GPT(config).to(device)  # its weights come from the state
     else:
-        from mi_course import zoo
-
-        bridge = zoo.build(config, device=device, seed=recipe.seed)  # the zoo's seeded initial weights
-        model = GPT.from_bridge(bridge, config)  # trains ~10x faster than the bridge; same function
+        model = initial_gpt(config, recipe, device)
     model.train()
     opt = _optimizer(model, recipe)
     g = torch.Generator().manual_seed(recipe.seed)
@@ -379,7 +431,9 @@ def make_card(model, recipe: Recipe, raw_tokenizer, train_ids, heldout_ids, info
             "seed": recipe.seed,
             "steps": recipe.steps,
             "command": f"python -m mi_course.training.textlm2_recipe --device {devices[0]}"
-                       + (f" --steps {recipe.steps}" if recipe.steps != Recipe.steps else ""),
+                       + (f" --steps {recipe.steps}" if recipe.steps != Recipe.steps else "")
+                       + (f" --init {recipe.init}" if recipe.init != "zoo" else ""),
+            "init": f"{recipe.init}: {INITS[recipe.init]}",
             "time": f"{getattr(recipe, 'elapsed', 0):.0f} s of training on {', '.join(devices)}",
         },
         figures=measure(model, heldout_ids, train_ids, n_windows=n_card_windows),
@@ -431,7 +485,8 @@ def train_lens(model, train_ids: torch.Tensor, steps: int = 150, seed: int = 0, 
 
 
 def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool = True,
-             train_ids: torch.Tensor | None = None, heldout_ids: torch.Tensor | None = None):
+             train_ids: torch.Tensor | None = None, heldout_ids: torch.Tensor | None = None,
+             steps: int | None = None, init: str = "zoo"):
     """Write a run's CURRENT weights (mid-training) as a zoo folder with a measured card, for a look.
 
     E.g. to watch induction heads form: snapshot every few hundred steps and compare the cards'
@@ -440,7 +495,7 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
     """
     from mi_course import zoo
 
-    run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(seed, steps, init)
     state_path = run_dir / STATE_FILE
     if not state_path.exists():
         raise InputError(f"no training state in {run_dir}: start the run first ({NAME}'s recipe)")
@@ -468,9 +523,11 @@ def snapshot(folder, run_dir: Path | None = None, seed: int = 0, progress: bool 
 
 
 def make_recipe(steps: int | None = None, seed: int = 0, max_files: int | None = None,
-                batch_size: int | None = None) -> Recipe:
-    """The recipe with its defaults, ``steps`` and ``batch_size`` overridden (short runs get a short warm-up)."""
-    recipe = Recipe(seed=seed, max_files=max_files, **({"steps": steps} if steps else {}),
+                batch_size: int | None = None, init: str = "zoo") -> Recipe:
+    """The recipe with its defaults, ``steps``, ``batch_size`` and ``init`` overridden (short runs get a short warm-up)."""
+    if init not in INITS:
+        raise InputError(f"init={init!r}: expected one of {sorted(INITS)}")
+    recipe = Recipe(seed=seed, max_files=max_files, init=init, **({"steps": steps} if steps else {}),
                     **({"batch_size": batch_size} if batch_size else {}))
     if steps and steps < recipe.warmup * 2:
         recipe.warmup = max(1, steps // 10)
@@ -505,7 +562,7 @@ def load_token_file(path) -> tuple[torch.Tensor, torch.Tensor]:
 def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progress: bool = True,
                    threads: int | None = None, device: str = "cpu", run_dir: Path | None = None,
                    max_files: int | None = None, lens_steps: int | None = None, batch_size: int | None = None,
-                   n_card_windows: int = 128):
+                   n_card_windows: int = 128, init: str = "zoo"):
     """Run (or resume) the full recipe, then measure and write tokenizer, checkpoint and card.
 
     Default folder: the zoo's ``text-lm-v2`` (the shipped ``text-lm`` is left alone). ``lens_steps``:
@@ -514,9 +571,9 @@ def train_and_save(steps: int | None = None, seed: int = 0, folder=None, progres
     model uses the defaults.
     """
     lens_steps = lens_steps or (150 if not steps or steps >= 200 else 2)
-    recipe = make_recipe(steps, seed, max_files, batch_size)
+    recipe = make_recipe(steps, seed, max_files, batch_size, init)
     tok = v1.load_raw_tokenizer()
-    run_dir = Path(run_dir) if run_dir else default_run_dir(seed)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(seed, recipe.steps, init)
     train_ids, heldout_ids, info = corpus_tokens(tok, run_dir, max_files, progress)
     info = dict(info, tokens_train=int(train_ids.numel()), tokens_heldout=int(heldout_ids.numel()))
     # a run of hours: all cores by default (the zoo would pick 1 thread for a model this small)
@@ -541,6 +598,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="zoo", choices=sorted(INITS),
+                   help="initial weights: " + "; ".join(f"{k}: {v}" for k, v in INITS.items()))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--run-dir", default=None, help="resumable state (default ~/.cache/mi-course/runs/...)")
     p.add_argument("--out", default=None, help="folder for checkpoint and card (default: the zoo's text-lm-v2)")
@@ -560,24 +619,24 @@ def main(argv=None) -> int:
         print(f"wrote {export_tokens(a.export_tokens, a.run_dir, a.seed)}")
         return 0
     if a.train_only or a.stop_after is not None:
-        recipe = make_recipe(a.steps, a.seed)
+        recipe = make_recipe(a.steps, a.seed, init=a.init)
+        run_dir = Path(a.run_dir) if a.run_dir else default_run_dir(a.seed, a.steps, a.init)
         if a.tokens:
             train_ids, heldout_ids = load_token_file(a.tokens)
         else:
-            run_dir = Path(a.run_dir) if a.run_dir else default_run_dir(a.seed)
             train_ids, heldout_ids, _ = corpus_tokens(v1.load_raw_tokenizer(), run_dir, None, True)
         threads = a.threads or (os.cpu_count() if a.device == "cpu" else None)
-        _, recipe, done = train_gpt(recipe, a.run_dir, a.device, train_ids, heldout_ids, stop_after=a.stop_after,
+        _, recipe, done = train_gpt(recipe, run_dir, a.device, train_ids, heldout_ids, stop_after=a.stop_after,
                                     threads=threads)
         last = recipe.history[-1] if recipe.history else {}
-        print(f"{'finished' if done else 'stopped'}: {last}; state in {a.run_dir or default_run_dir(a.seed)}")
+        print(f"{'finished' if done else 'stopped'}: {last}; state in {run_dir}")
         return 0
     if a.tokens:
         p.error("--tokens needs --train-only (finishing needs this machine's corpus for the card)")
     if a.snapshot:
-        print(snapshot(a.snapshot, a.run_dir, a.seed).render())
+        print(snapshot(a.snapshot, a.run_dir, a.seed, steps=a.steps, init=a.init).render())
         return 0
-    card = train_and_save(a.steps, a.seed, a.out, True, a.threads, a.device, a.run_dir)
+    card = train_and_save(a.steps, a.seed, a.out, True, a.threads, a.device, a.run_dir, init=a.init)
     print(card.render())
     return 0
 
