@@ -206,9 +206,14 @@ def test_initialisations_to_test_the_induction_gap(tmp_path, monkeypatch):
     assert R2.default_run_dir(0).name == "text-lm-v2-seed0"
     assert R2.default_run_dir(1, 7000, "gpt2").name == "text-lm-v2-seed1-steps7000-init-gpt2"
     assert R2.default_run_dir(0, R2.Recipe.steps).name == "text-lm-v2-seed0"
-    # a gpt2-init run trains, and resumes exactly
+    # a gpt2-init run starts without transformer-lens (a GPU machine with a token file), and resumes exactly
+    import sys
+
     recipe = lambda: R2.Recipe(steps=4, batch_size=4, n_ctx=32, warmup=2, eval_every=2, save_every=2, init="gpt2")
-    full, _, _ = R2.train_gpt(recipe(), tmp_path / "a", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY, progress=False)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "transformer_lens", None)  # any import of it now fails
+        full, _, _ = R2.train_gpt(recipe(), tmp_path / "a", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY,
+                                  progress=False)
     R2.train_gpt(recipe(), tmp_path / "b", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY, progress=False, stop_after=2)
     res, rec, done = R2.train_gpt(recipe(), tmp_path / "b", "cpu", _ids(4000, 0), _ids(800, 1), config=TINY,
                                   progress=False)
