@@ -1,4 +1,4 @@
-"""The ``mi-course`` command line: models, train, release, validate, slides, ...
+"""The ``mi-course`` command line: models, train, release, validate, slides, pilot, grade, feedback.
 
 Each subcommand lives in a small function ``cmd_<name>(args) -> int``; ``COMMANDS`` maps
 names to (function, help, argument adder).
@@ -113,6 +113,44 @@ def cmd_slides(args) -> int:
     return 0
 
 
+def cmd_pilot(args) -> int:
+    from mi_course.checking import pilot, pilot_report
+
+    if args.action in ("on", "off"):
+        log = pilot.switch(args.action == "on")
+        if args.action == "on":
+            print(f"pilot timing is on: each exercise check you run is timed into {log} (on this machine only: "
+                  "time, exercise and pass/fail, never your code). `mi-course pilot off` stops it.")
+        else:
+            print(f"pilot timing is off (the log stays in {log})")
+        if os.environ.get(pilot.ENV) is not None:
+            print(f"note: ${pilot.ENV} is set, and it decides over this switch")
+        return 0
+    if args.action == "status":
+        print(f"pilot timing is {'on' if pilot.enabled() else 'off'}; log: {pilot.log_path()}"
+              + ("" if pilot.log_path().exists() else " (none yet)"))
+        return 0
+    logs = [Path(p) for p in args.logs] or [pilot.log_path()]
+    course = _course(args)
+    notebooks = course.folder("source")
+    if not notebooks.is_dir():
+        notebooks = course.folder("release")
+    print(pilot_report.render(pilot_report.report(logs, notebooks), only_measured=not args.all))
+    print(f"{len(logs)} log(s); a time runs from the previous exercise's first pass (or the sitting's first check) "
+          f"to this one's first pass, without pauses over {pilot.IDLE_GAP // 60} minutes")
+    return 0
+
+
+def _add_pilot(p):
+    from mi_course.course.model import add_course_arg
+
+    p.add_argument("action", choices=("on", "off", "status", "report"),
+                   help="on/off: time your own exercise checks; report: median times beside the notebooks' estimates")
+    p.add_argument("logs", nargs="*", help="report: pilot students' checks.jsonl files (default: your own)")
+    p.add_argument("--all", action="store_true", help="report: list exercises nobody has passed yet too")
+    add_course_arg(p)
+
+
 def _grading():
     from mi_course.grading import commands
 
@@ -125,6 +163,7 @@ COMMANDS = {
     "release": (cmd_release, "regenerate notebooks/ from solutions/ (nbgrader)", _add_week),
     "validate": (cmd_validate, "check notebooks/ against solutions/ and run the solutions", _add_validate),
     "slides": (cmd_slides, "build a week's slide deck into a self-contained HTML file", _add_week),
+    "pilot": (cmd_pilot, "time exercises on pilot students, to measure the notebooks' time estimates", _add_pilot),
     "grade": (lambda a: _grading().cmd_grade(a), "grade a week's submissions in sandboxed kernels",
               lambda p: _grading().add_grade_args(p)),
     "feedback": (lambda a: _grading().cmd_feedback(a), "write students' feedback pages (no hidden tests)",

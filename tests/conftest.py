@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["MI_COURSE_PILOT"] = "0"  # a developer who pilots the course does not time the test suite
 
 from pathlib import Path  # noqa: E402
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from mi_course.cache import cache_dir
 from mi_course.data import python_corpus as pc
 from mi_course.data import stdlib_corpus as sc
 from mi_course.errors import InputError
@@ -99,11 +100,10 @@ INITS = {
 
 def default_run_dir(seed: int = 0, steps: int | None = None, init: str = "zoo") -> Path:
     """``~/.cache/mi-course/runs/text-lm-v2-seed0`` (``-steps7000``, ``-init-gpt2`` where not the default)."""
-    base = Path(os.environ.get("MI_COURSE_CACHE", Path.home() / ".cache" / "mi-course"))
     name = f"{NAME}-seed{seed}"
     name += f"-steps{steps}" if steps and steps != Recipe.steps else ""
     name += f"-init-{init}" if init != "zoo" else ""
-    return base / "runs" / name
+    return cache_dir("runs", name)
 
 
 def initial_gpt(config: dict, recipe: "Recipe", device: str = "cpu"):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from mi_course.cache import cache_dir
 from mi_course.errors import InputError
 
 
@@ -55,7 +56,7 @@ def raw_tokenizer(name: str):
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("MI_COURSE_CACHE", Path.home() / ".cache" / "mi-course")) / "tokens"
+    return cache_dir("tokens")
 
 
 @lru_cache(maxsize=4)
