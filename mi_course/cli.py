@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from mi_course.errors import MiCourseError
+from mi_course.errors import InputError, MiCourseError
 
 
 def cmd_models(args) -> int:
@@ -116,38 +116,62 @@ def cmd_slides(args) -> int:
 def cmd_pilot(args) -> int:
     from mi_course.checking import pilot, pilot_report
 
+    if args.action != "report" and args.all:
+        raise InputError("--all goes with `mi-course pilot report`")
+    if args.action in ("on", "off", "status") and args.files:
+        raise InputError(f"`mi-course pilot {args.action}` takes no files (did you mean `report`?)")
     if args.action in ("on", "off"):
-        log = pilot.switch(args.action == "on")
-        if args.action == "on":
-            print(f"pilot timing is on: each exercise check you run is timed into {log} (on this machine only: "
-                  "time, exercise and pass/fail, never your code). `mi-course pilot off` stops it.")
-        else:
-            print(f"pilot timing is off (the log stays in {log})")
+        pilot.switch(args.action == "on")
+    if args.action in ("on", "off", "status"):
+        on = pilot.enabled()
+        print(f"pilot timing is {'ON' if on else 'off'}" + (
+            f": each exercise check is timed into {pilot.log_path()} (when a kernel starts, when a cell ran, each "
+            "check's exercise and pass/fail; never code or answers). `mi-course pilot off` stops it."
+            if on else "."))
         if os.environ.get(pilot.ENV) is not None:
-            print(f"note: ${pilot.ENV} is set, and it decides over this switch")
+            print(f"(${pilot.ENV}={os.environ[pilot.ENV]} is set here and decides over `mi-course pilot on/off`; "
+                  "a notebook kernel started with another environment may differ)")
         return 0
-    if args.action == "status":
-        print(f"pilot timing is {'on' if pilot.enabled() else 'off'}; log: {pilot.log_path()}"
-              + ("" if pilot.log_path().exists() else " (none yet)"))
+    if args.action == "export":
+        if len(args.files) > 1:
+            raise InputError("`mi-course pilot export [OUT]` writes one file")
+        out = pilot_report.export(pilot.log_path(), args.files[0] if args.files else "pilot-times.json")
+        print(f"wrote {out}: seconds per exercise, what you tried and passed, no clock times. Send this file.")
         return 0
-    logs = [Path(p) for p in args.logs] or [pilot.log_path()]
-    course = _course(args)
-    notebooks = course.folder("source")
-    if not notebooks.is_dir():
-        notebooks = course.folder("release")
-    print(pilot_report.render(pilot_report.report(logs, notebooks), only_measured=not args.all))
-    print(f"{len(logs)} log(s); a time runs from the previous exercise's first pass (or the sitting's first check) "
-          f"to this one's first pass, without pauses over {pilot.IDLE_GAP // 60} minutes")
+    files = [Path(p) for p in args.files] or [pilot.log_path()]
+    people = []
+    for f in files:
+        person, skipped = pilot_report.load(f)
+        people.append(person)
+        if skipped:
+            print(f"warning: {f}: {skipped} unreadable line(s) skipped", file=sys.stderr)
+    stated, source = {}, None
+    try:
+        course = _course(args)
+        for kind in ("source", "release"):
+            if course.folder(kind).is_dir():
+                stated, source = pilot_report.stated_times(course.folder(kind)), course.folder(kind)
+                break
+    except MiCourseError:
+        pass
+    print(pilot_report.render(pilot_report.report(people, stated), only_tried=not args.all))
+    print(f"{len(files)} file(s). A time runs from the previous first pass to this exercise's first pass; "
+          f"pauses over {pilot_report.IDLE_GAP // 60} minutes count {pilot_report.IDLE_GAP // 60}, "
+          "a new kernel after one starts afresh (docs/instructors.md).")
+    if source is None:
+        print("(no course folder found: stated times are '?'; run this in the course folder or pass --course)")
     return 0
 
 
 def _add_pilot(p):
     from mi_course.course.model import add_course_arg
 
-    p.add_argument("action", choices=("on", "off", "status", "report"),
-                   help="on/off: time your own exercise checks; report: median times beside the notebooks' estimates")
-    p.add_argument("logs", nargs="*", help="report: pilot students' checks.jsonl files (default: your own)")
-    p.add_argument("--all", action="store_true", help="report: list exercises nobody has passed yet too")
+    p.add_argument("action", choices=("on", "off", "status", "export", "report"),
+                   help="on/off/status: time your own exercise checks; export [OUT]: your times, to send; "
+                        "report [FILES]: median times beside the notebooks' estimates")
+    p.add_argument("files", nargs="*", help="export: the file to write (default pilot-times.json); "
+                                            "report: pilot students' exports or logs (default: your own log)")
+    p.add_argument("--all", action="store_true", help="report: list exercises nobody tried too")
     add_course_arg(p)
 
 

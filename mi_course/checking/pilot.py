@@ -1,24 +1,25 @@
 """Pilot timings: how long each exercise takes the people who do it.
 
 The exercise standard asks for time estimates measured on someone doing the exercise, not guessed.
-This is the instrument. It is off unless switched on, and it records on the student's own machine only:
+This is the instrument. It is off unless a pilot student switches it on, and it writes only to that
+student's own cache folder:
 
-- A pilot student runs ``mi-course pilot on`` (or sets ``MI_COURSE_PILOT=1``). From then on every visible
-  check appends one line to ``~/.cache/mi-course/pilot/checks.jsonl``: the time, the exercise's id and
-  title, and the outcome (``todo``: still the stub, ``fail``, ``pass``). Nothing else: no code, no answers.
-- ``mi-course pilot report`` shows the student's own times; they send the file to the instructor.
-  (The report is :mod:`mi_course.checking.pilot_report`; this module only records, for ``core.check``.)
-- The instructor runs ``mi-course pilot report FILE ...``: per exercise, the median time over the files
-  beside the time the notebook states, and how many people passed it.
+- ``mi-course pilot on`` (per user; ``MI_COURSE_PILOT=1`` or ``0`` in one user's environment overrides it).
+  From then on the notebook kernel appends lines to ``~/.cache/mi-course/pilot/checks.jsonl``: when a kernel
+  loads the checkers (``start``), when a cell ran (``active``, at most once a minute), and every visible
+  check (the exercise's id and title, and ``todo``: still the stub, ``fail`` or ``pass``). No code, no
+  answers, no cell contents.
+- ``mi-course pilot export`` turns the log into seconds per exercise, without any clock time: that file is
+  what the student sends. ``mi-course pilot report`` shows their own times.
+- The instructor runs ``mi-course pilot report FILE ...`` over the exports: per exercise, the median time
+  beside the time the notebook states, and how many of those who tried it passed it.
 
-How a time is measured (:func:`~mi_course.checking.pilot_report.exercise_times`): an exercise starts at the latest first pass of another
-exercise before the student's first real attempt at it (a check that is no longer the stub), or at the first
-check of that day's work if there is none (Run All at the start checks every stub); it ends at its first
-pass. A pause with no check for longer than :data:`IDLE_GAP` seconds is taken out. The medians over a
-few pilot students then replace the guessed ``**Time:**`` lines.
+How a time is measured: :func:`mi_course.checking.pilot_report.exercise_times`. (That module is the report;
+this one only records, for ``checking.core``.)
 
-Grading never records (the trusted grader sets ``MI_COURSE_RECORD_DIR``), and recording never fails a
-check: a file that cannot be written is skipped.
+Grading never records (``core`` does not call this under the trusted grader, and the grader's kernels
+inherit no environment), ``mi-course validate`` switches it off, and recording never fails or stops a
+check: any error while recording is swallowed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 from mi_course.cache import cache_dir
 
 ENV = "MI_COURSE_PILOT"
-IDLE_GAP = 30 * 60  # seconds without a check that count as a pause, not work
+ACTIVE_EVERY = 60  # seconds: at most one "a cell ran" line per minute
+_last_active = [0.0]
 
 
 def folder() -> Path:
@@ -39,7 +41,7 @@ def folder() -> Path:
 
 
 def log_path() -> Path:
-    """The student's own log: one JSON line per visible check while pilot timing is on."""
+    """The student's own log: one JSON line per event while pilot timing is on."""
     return folder() / "checks.jsonl"
 
 
@@ -48,10 +50,11 @@ def _flag() -> Path:
 
 
 def enabled() -> bool:
-    """On when ``$MI_COURSE_PILOT`` is 1 (0 switches it off whatever the flag) or ``mi-course pilot on`` ran."""
+    """On when ``$MI_COURSE_PILOT`` says so (``1``; ``0`` switches it off whatever the flag), else when
+    ``mi-course pilot on`` ran for this user."""
     env = os.environ.get(ENV)
     if env is not None:
-        return env.strip() not in ("", "0", "false", "no", "off")
+        return env.strip().lower() not in ("", "0", "false", "no", "off")
     return _flag().exists()
 
 
@@ -65,16 +68,41 @@ def switch(on: bool) -> Path:
     return log_path()
 
 
+def _append(event: dict) -> None:
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event) + "\n")  # one write per line: kernels appending at once do not interleave
+
+
 def record(exercise_id: str, title: str, outcome: str, now: float | None = None) -> None:
-    """Append one visible check to the log, if pilot timing is on. Never raises. (``core.check`` does not
-    call it under the trusted grader.)"""
-    if not enabled():
-        return
-    line = json.dumps({"t": round(time.time() if now is None else now, 1), "id": exercise_id, "title": title,
-                       "outcome": outcome})
+    """Append one event to the log if pilot timing is on. Never raises (a check must not fail for this)."""
     try:
-        log_path().parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path(), "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-    except OSError:
-        pass  # a read-only home must not break a check
+        if enabled():
+            _append({"t": round(time.time() if now is None else now, 1), "id": exercise_id, "title": title,
+                     "outcome": outcome})
+    except Exception:  # noqa: BLE001 - a missing home, a read-only disk, a full disk: the check goes on
+        pass
+
+
+def _cell_ran(*_args) -> None:
+    now = time.time()
+    if now - _last_active[0] >= ACTIVE_EVERY:
+        _last_active[0] = now
+        record("", "", "active", now)
+
+
+def kernel_started() -> None:
+    """Called once per kernel when the checkers load: a ``start`` line, and a hook that notes (at most once a
+    minute) that a cell ran, so a pause can be told from work. Nothing when pilot timing is off."""
+    try:
+        if not enabled():
+            return
+        record("", "", "start")
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.events.register("post_run_cell", _cell_ran)
+    except Exception:  # noqa: BLE001 - no IPython, an old one: the checks still work
+        pass

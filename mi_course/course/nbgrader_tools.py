@@ -161,7 +161,7 @@ def execute(path: Path, timeout: float | None = None, cwd: Path | None = None) -
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
     tools_on_path()  # the kernel inherits PATH: `!mi-course ...` in a notebook finds this venv's command
-    os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg",
+    os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "MI_COURSE_PILOT": "0",
                        "CUDA_VISIBLE_DEVICES": ""})
     current: dict = {"index": None}
 
