@@ -56,6 +56,27 @@ def test_transcoder_vs_sae(prose, deck, m):
                    f"cheap to delete ({F1['zero_ablated']['value'] - F1['clean']['value']:.2f} nats)"):
         assert phrase in deck, phrase
     assert "1,200 steps" in prose and zoo.sae_card(TC1).training["steps"] == 1200
+    # the two sets of windows: the benchmark's short runs vs the cards' figures, each with its clean loss
+    st = E["settings"]
+    assert t["clean"] == s["clean"] and abs(t["clean"] - F1["clean"]["value"]) > 0.1   # different windows
+    assert "32 held-out windows" in F1["ce_loss_recovered"]["description"]
+    for phrase in (f"on the first {st['n_eval_windows']} of its {st['n_heldout_windows']} evenly spaced held-out windows "
+                   f"(clean loss {t['clean']:.2f})",
+                   f"on 32 windows spread evenly over the whole held-out sample (clean loss {F1['clean']['value']:.2f})",
+                   "the shipped transcoders' cards count them on 32 held-out windows"):
+        assert phrase in prose, phrase
+
+
+def test_the_small_transcoders_token_count(prose):
+    """Cell 13's numbers: 150 steps of 512 tokens drawn from 16 windows of n_ctx - 1 positions (cell 14)."""
+    import json
+
+    cells = json.loads((course_text.REPO / "solutions" / WEEK / f"{WEEK}.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "held[8:24]" in code and "steps=150, batch_size=512" in code
+    n_ctx = zoo.card(MODEL).config["n_ctx"] if MODEL in zoo.names() else 256
+    assert (f"After 150 steps of 512 tokens ({150 * 512:,} token draws, all from the same {16 * (n_ctx - 1):,} tokens: "
+            f"16 windows of {n_ctx - 1} positions each, reused)") in prose
 
 
 def test_de_embedding_and_connections(prose, deck, m):

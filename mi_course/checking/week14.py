@@ -60,7 +60,7 @@ def _tokens(g: torch.Generator, batch: int = 2) -> torch.Tensor:
     return torch.randint(0, TINY["d_vocab"], (batch, TINY["n_ctx"]), generator=g)
 
 
-# -- 1. the transcoder's forward pass ------------------------------------------------------------
+# -- Exercise 1: the transcoder's forward pass -----------------------------------------------------
 def _fwd_cases(seed: int) -> list[Case]:
     g = _g(seed)
     out = []
@@ -106,8 +106,8 @@ TRANSCODER_FORWARD = Exercise(
         Mistake("TopK without ReLU", _fwd_no_relu,
                 "latents are non-negative: ReLU the pre-activations (a negative value among the k largest becomes 0)."),
     ],
-    hint="f = TopK_k(ReLU(x @ W_enc + b_enc)) (keep the k largest per row, zero the rest); y_hat = f @ W_dec + b_dec; "
-         "return (y_hat, f).",
+    hint="ReLU the encoder's pre-activations, then in each row keep only the k largest and set the rest to zero "
+         "(torch.topk gives values and indices); decode those latents, and return the prediction and the latents.",
 )
 
 
@@ -116,7 +116,7 @@ def check_transcoder_forward(fn, seed: int | None = None) -> bool:
     return check(TRANSCODER_FORWARD, fn, seed)
 
 
-# -- 2. the transcoder's loss -----------------------------------------------------------------------
+# -- Exercise 2: the transcoder's loss -------------------------------------------------------------
 def _loss_cases(seed: int) -> list[Case]:
     g = _g(seed)
     out = []
@@ -158,7 +158,7 @@ def check_transcoder_loss(fn, seed: int | None = None) -> bool:
     return check(TRANSCODER_LOSS, fn, seed)
 
 
-# -- 3. the splice: the transcoder in place of the MLP -------------------------------------------------
+# -- Exercise 4: the splice: the transcoder in place of the MLP ------------------------------------
 def _splice_cases(seed: int) -> list[Case]:
     g = _g(seed)
     layers = [0, 1] if seed == 0 else [int(torch.randint(0, 2, (1,), generator=g))]
@@ -206,9 +206,9 @@ SPLICE = Exercise(
         Mistake("prediction written into the MLP's input", _splice_into_input,
                 "the prediction replaces the MLP's OUTPUT (tc.output_hook_name); the MLP's input stays as it is."),
     ],
-    hint="two hooks: at tc.hook_name save the activation; at tc.output_hook_name return "
-         "torch.cat([act[:, :1], tc.decode(tc.encode(saved[:, 1:]))], 1). Return the logits of "
-         "model.run_with_hooks(tokens, fwd_hooks=...).",
+    hint="the transcoder reads the MLP's input (tc.hook_name) and its prediction takes the place of the MLP's output "
+         "(tc.output_hook_name), so one run needs two hooks: the first keeps what it sees, the second returns the "
+         "replacement. tc.encode and tc.decode work in the model's units. Position 0 keeps the MLP's own output.",
     atol=1e-4, rtol=1e-4,
 )
 
@@ -218,7 +218,7 @@ def check_spliced_logits(fn, seed: int | None = None) -> bool:
     return check(SPLICE, fn, seed)
 
 
-# -- 4. loss recovered ------------------------------------------------------------------------------
+# -- Exercise 5: loss recovered --------------------------------------------------------------------
 def _lr_cases(seed: int) -> list[Case]:
     g = _g(seed)
     out = []
@@ -245,7 +245,9 @@ LOSS_RECOVERED = Exercise(
                 "normalise by the gap between zero-ablating the MLP and the clean model, L_zero - L_clean, not by "
                 "L_zero itself."),
     ],
-    hint="(L_zero_ablated - L_spliced) / (L_zero_ablated - L_clean).",
+    hint="compare two gaps, both measured down from the zero-ablated loss: how far the spliced model gets below it, "
+         "and how far the clean model is below it. Check your formula on the two ends: spliced = clean must give 1, "
+         "spliced = zero-ablated must give 0.",
 )
 
 
@@ -254,7 +256,7 @@ def check_loss_recovered(fn, seed: int | None = None) -> bool:
     return check(LOSS_RECOVERED, fn, seed)
 
 
-# -- 5. L0 and dead latents -----------------------------------------------------------------------------
+# -- Exercise 6: L0 and dead latents ---------------------------------------------------------------
 def _l0_cases(seed: int) -> list[Case]:
     g = _g(seed)
     n, m = (40, 16) if seed == 0 else (int(torch.randint(20, 60, (1,), generator=g)), int(torch.randint(8, 24, (1,), generator=g)))
@@ -283,7 +285,8 @@ L0_DEAD = Exercise(
                 "a latent is dead when it fires on NO token at all (its column is zero everywhere), not when it is "
                 "zero somewhere."),
     ],
-    hint="l0 = (latents > 0).sum(-1) averaged over tokens; dead = number of columns with no positive entry.",
+    hint="one activity mask answers both: count the active latents of each token and average over tokens; a latent "
+         "is dead when its column of the mask is empty. Return a Python float and a Python int.",
 )
 
 
@@ -295,7 +298,7 @@ def check_l0_and_dead(fn, seed: int | None = None) -> bool:
 EXERCISES = {ex.id: ex for ex in (TRANSCODER_FORWARD, TRANSCODER_LOSS, SPLICE, LOSS_RECOVERED, L0_DEAD)}
 
 
-# -- 6. de-embedding ------------------------------------------------------------------------------------
+# -- Exercise 7: de-embedding ----------------------------------------------------------------------
 def _deemb_cases(seed: int) -> list[Case]:
     g = _g(seed)
     v, d, m = (20, 8, 6) if seed == 0 else (int(torch.randint(10, 30, (1,), generator=g)), 8, int(torch.randint(4, 10, (1,), generator=g)))
@@ -321,7 +324,9 @@ DE_EMBEDDING = Exercise(
                 "ln2 multiplies every dimension by its weight before the MLP (and the transcoder) reads it: fold "
                 "ln_weight in (elementwise) before the encoder."),
     ],
-    hint="((W_E - W_E.mean(-1, keepdim=True)) * ln_weight) @ W_enc: [d_vocab, d_sae].",
+    hint="follow each embedding row through ln2 to the encoder: LayerNorm removes the row's mean over d_model, "
+         "divides by a scale (frozen at 1 here) and multiplies by its weight; then the encoder projects it. The "
+         "result is [d_vocab, d_sae].",
 )
 
 
@@ -330,7 +335,7 @@ def check_de_embedding(fn, seed: int | None = None) -> bool:
     return check(DE_EMBEDDING, fn, seed)
 
 
-# -- 7. input-invariant connections ------------------------------------------------------------------------
+# -- Exercise 8: input-invariant connections -------------------------------------------------------
 def _conn_cases(seed: int) -> list[Case]:
     g = _g(seed)
     d = 8
@@ -363,7 +368,9 @@ CONNECTIONS = Exercise(
                 "keep the decoder rows as they are: one unit of latent i writes W_dec[i] (its norm included), so its "
                 "effect per unit of activation scales with ||W_dec[i]||."),
     ],
-    hint="((W_dec_early - W_dec_early.mean(-1, keepdim=True)) * ln_weight) @ W_enc_late: [d_sae_early, d_sae_late].",
+    hint="the same path as the de-embedding, with each earlier decoder row (as given, not normalised) in place of a "
+         "token's embedding: through the later ln2, then into the later encoder. The result is "
+         "[d_sae_early, d_sae_late].",
 )
 
 
@@ -372,7 +379,7 @@ def check_connections(fn, seed: int | None = None) -> bool:
     return check(CONNECTIONS, fn, seed)
 
 
-# -- 8. attributions on a prompt -----------------------------------------------------------------------------
+# -- Exercise 9: attributions on a prompt ----------------------------------------------------------
 def _att_cases(seed: int) -> list[Case]:
     g = _g(seed)
     me, ml, pos = 10, 6, 5
@@ -402,7 +409,9 @@ ATTRIBUTIONS = Exercise(
                 "the attribution is input-dependent: multiply the connection by how active each earlier latent is on "
                 "this prompt, f_i(x)."),
     ],
-    hint="early_latents [pos, d_e] * conn[:, latent] [d_e] / ln_scale[:, None] [pos, 1] -> [pos, d_e].",
+    hint="only the later latent's column of conn matters; each earlier latent's activation at a position scales "
+         "its entry, and LayerNorm divides by its scale, one number per position. Check the shapes broadcast to "
+         "[pos, d_e].",
 )
 
 
@@ -414,7 +423,7 @@ def check_attributions(fn, seed: int | None = None) -> bool:
 EXERCISES.update({ex.id: ex for ex in (DE_EMBEDDING, CONNECTIONS, ATTRIBUTIONS)})
 
 
-# -- 9. train a transcoder (checked by what it achieves) ---------------------------------------------------
+# -- Exercise 3: train a transcoder (checked by what it achieves) ----------------------------------
 #: What a trained transcoder must reach on the planted-MLP case for each entry of the outcome vector.
 TRAINING_BARS = {"explained_variance": 0.6, "l0_frac": 1 / 3, "mmcs_out": 0.8}
 _PLANT = dict(d=8, n_features=12, expected_active=2)
@@ -507,8 +516,8 @@ TRAIN_TRANSCODER = Exercise(
     ],
     hint=f"the checker trains with your function on a planted MLP and expects explained variance of y >= "
          f"{TRAINING_BARS['explained_variance']}, L0 <= a third of the latents and decoder rows along the planted "
-         f"output directions (MMCS >= {TRAINING_BARS['mmcs_out']}). Use Adam (lr 3e-3), zero the gradients every step, "
-         "f = ReLU(x @ W_enc + b_enc), y_hat = f @ W_dec + b_dec.",
+         f"output directions (MMCS >= {TRAINING_BARS['mmcs_out']}). Train a ReLU transcoder (Exercise 1's forward "
+         "pass without TopK) with your loss and Adam, zeroing the gradients every step.",
     atol=0.0, rtol=0.0, visible_random_seed=False,
 )
 
@@ -537,7 +546,7 @@ def train_transcoder_or_reference(fn):
     return _reference_train
 
 
-# -- 10. the check by ablation ----------------------------------------------------------------------------
+# -- Exercise 10: the check by ablation ------------------------------------------------------------
 def _abl_cases(seed: int) -> list[Case]:
     g = _g(seed)
     out = []
@@ -600,9 +609,10 @@ ABLATION = Exercise(
                 "return clean MINUS ablated, so a latent that pushed the later one up gives a positive effect (the "
                 "same sign as its attribution)."),
     ],
-    hint="hook 1 at early.hook_name: f_i = early.encode(act)[..., i]; hook 2 at early.output_hook_name: subtract "
-         "f_i * W_dec[i] / early.output_scale at positions 1:; hook 3 at late.hook_name: record "
-         "late.pre_activations(act * late.input_scale)[..., j]. Run once clean (hook 3 only), once ablated.",
+    hint="two runs of the model, one clean and one with the earlier latent's write (its activation times its decoder "
+         "row, in the model's units as tc.decode gives them) taken out of the earlier MLP's output at positions 1:. "
+         "In both, read the later latent's pre-activation where the later transcoder reads its input "
+         "(pre_activations expects the scaled input, as encode passes it). Return clean minus ablated.",
     atol=1e-4, rtol=1e-3,
 )
 
