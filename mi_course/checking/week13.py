@@ -82,7 +82,9 @@ STEER = Exercise(
         Mistake("every position", _steer_everywhere,
                 "add the vector only at `positions` (None means every position; [-1] means only the last)."),
     ],
-    hint="copy act, then act[:, positions] += strength * vector (all positions when positions is None).",
+    hint="work on a copy of act (a hook that edits its input changes the cached activation too); add strength "
+         "times the vector only at the listed positions, every position when positions is None; a [d] vector "
+         "broadcasts over batch and positions.",
 )
 
 
@@ -125,8 +127,8 @@ DIFF_OF_MEANS = Exercise(
                 "with position=None average over every position BUT the first (the <|endoftext|> token's activation "
                 "is huge and the same for every prompt)."),
     ],
-    hint="acts [n, pos, d]: at one position, mean over prompts of acts[:, position]; with None, over all of "
-         "acts[:, 1:]; then with minus without.",
+    hint="compute one mean activation [d] for each set the same way: at one position, the average over prompts; "
+         "with None, the average over prompts and every position but the first. Then subtract: with minus without.",
 )
 
 
@@ -182,7 +184,9 @@ CLAMP = Exercise(
         Mistake("output scale forgotten", _clamp_no_scale,
                 "one unit of latent i adds W_dec[i] / sae.output_scale to the activation (decode divides by it)."),
     ],
-    hint="f_i = sae.encode(act)[..., latent]; return act + (value - f_i)[..., None] * sae.W_dec[latent] / sae.output_scale.",
+    hint="read the latent's current value with sae.encode; the change you need is (value - current) units of that "
+         "latent, one unit being its decoder row in the model's units (mind sae.output_scale). Add that change to "
+         "act itself, so the rest of act (the error term too) is kept.",
 )
 
 
@@ -247,8 +251,9 @@ BEHAVIOUR_AT_DAMAGE = Exercise(
                 "sort the points by damage first: a sweep's rows come in the order of their strengths, and damage "
                 "need not rise with strength."),
     ],
-    hint="points = (0, 0) plus (d_damage, d_behaviour) of each row, sorted by damage; find the two around "
-         "`damage` and interpolate linearly.",
+    hint="the points are (0, 0) plus each row's (d_damage, d_behaviour), sorted by damage; find the two around "
+         "`damage` and interpolate linearly between them; above the largest damage measured there is nothing to "
+         "interpolate (nan).",
 )
 
 
@@ -375,6 +380,7 @@ def circuit_case(seed: int, name: str = "") -> dict:
             "patch_tokens": patch, "metric": _metric_fn(a, b)}
 
 
+# -- 6. node attribution over latents and error terms ----------------------------------------
 def _node_reference(model, sae, hook_name, tokens, patch_tokens, metric):
     e = SFC.node_effects(model, {hook_name: sae}, tokens, metric, patch_tokens)[hook_name]
     return e["latents"], e["error"]
@@ -438,10 +444,10 @@ NODE_ATTRIBUTION = Exercise(
                 "splice the SAE in WITH its error term (decode(f) + err, so the model's output is unchanged) and give "
                 "the error its own node: its effect is (err_patch - err_clean) . grad_err, summed over d."),
     ],
-    hint="1) hook: f = sae.encode(act) as a leaf (detach().requires_grad_()), err = act - sae.decode(f) as a leaf, "
-         "return sae.decode(f) + err; 2) metric(logits).backward(); 3) f and err on patch_tokens (no grad); "
-         "4) latents: ((f_patch - f_clean) * f.grad).sum(0) -> [pos, d_sae]; error: ((err_patch - err_clean) * "
-         "err.grad).sum((0, -1)) -> [pos].",
+    hint="splice the SAE in at the hook with its latents and its error as leaf tensors you made, so that the "
+         "model's output does not change; one backward pass of the metric then gives every node's gradient. A "
+         "node's estimate is (its value on the patch prompts - its clean value) times that gradient, summed over "
+         "the batch (and over d for an error node). Check the shapes: [pos, d_sae] and [pos].",
 )
 
 
@@ -450,7 +456,7 @@ def check_node_attribution(fn, seed: int | None = None) -> bool:
     return check(NODE_ATTRIBUTION, fn, seed)
 
 
-# -- 6. integrated gradients -------------------------------------------------------------------
+# -- 7. integrated gradients -------------------------------------------------------------------
 def _ig_reference(model, sae, hook_name, tokens, patch_tokens, metric, steps):
     e = SFC.node_effects(model, {hook_name: sae}, tokens, metric, patch_tokens, method="ig", steps=steps)[hook_name]
     return e["latents"], e["error"]
@@ -505,9 +511,10 @@ INTEGRATED_GRADIENTS = Exercise(
         Mistake("gradients summed, not averaged", _ig_no_mean,
                 "average the gradients over the steps (divide their sum by `steps`)."),
     ],
-    hint="for alpha in (k + 0.5) / steps: f = f_clean + alpha * (f_patch - f_clean), e likewise, both leaves; a hook "
-         "replaces the activation by sae.decode(f) + e; accumulate the gradients of the metric / steps; "
-         "effect = (patch - clean) * mean gradient, summed over the batch (and over d for the error).",
+    hint="this is attribution patching with a better gradient: the gradient averaged over `steps` points on the "
+         "straight line from the clean latents and error to the patched ones (the midpoints of `steps` equal "
+         "pieces). At each point the hook's activation must be what the SAE's latents and error at that point give; "
+         "the (patch - clean) factor and the sums are as in attribution patching.",
 )
 
 
@@ -516,7 +523,7 @@ def check_integrated_gradients(fn, seed: int | None = None) -> bool:
     return check(INTEGRATED_GRADIENTS, fn, seed)
 
 
-# -- 7. mean-ablating the nodes outside a circuit ----------------------------------------------
+# -- 8. mean-ablating the nodes outside a circuit ----------------------------------------------
 def _abl_reference(f, err, keep_f, keep_e, mean_f, mean_e):
     return torch.where(keep_f, f, mean_f), torch.where(keep_e[:, None], err, mean_e)
 
@@ -552,8 +559,9 @@ ABLATE_OUTSIDE = Exercise(
                 (torch.where(keep_f, f, mean_f), err),
                 "the error terms are nodes too: an error outside the circuit is mean-ablated like a latent."),
     ],
-    hint="torch.where(keep, value, mean) broadcasts keep [pos, d_sae] over the batch; the error mask is [pos]: "
-         "add a last dimension (keep_e[:, None]).",
+    hint="torch.where chooses element by element between two tensors and broadcasts; check that each mask lines "
+         "up with what it selects (keep_f [pos, d_sae] against f [b, pos, d_sae]; keep_e [pos] against err "
+         "[b, pos, d]).",
 )
 
 
@@ -562,7 +570,7 @@ def check_ablate_outside(fn, seed: int | None = None) -> bool:
     return check(ABLATE_OUTSIDE, fn, seed)
 
 
-# -- 8. faithfulness and completeness ----------------------------------------------------------
+# -- 9. faithfulness and completeness ----------------------------------------------------------
 def _fc_reference(F_C: float, F_M_minus_C: float, F_M: float, F_empty: float):
     return (F_C - F_empty) / (F_M - F_empty), (F_M_minus_C - F_empty) / (F_M - F_empty)
 
@@ -591,7 +599,9 @@ FAITHFULNESS = Exercise(
                 ((F_C - F_empty) / (F_M - F_empty), 1 - (F_C - F_empty) / (F_M - F_empty)),
                 "completeness is measured on its own run: F(M minus C), the model with the CIRCUIT's nodes ablated."),
     ],
-    hint="both are (F(X) - F(empty)) / (F(M) - F(empty)): X = C for faithfulness, X = M minus C for completeness.",
+    hint="both put one run on the same scale, where 0 is everything ablated (F_empty) and 1 is the whole model "
+         "(F_M): faithfulness places the run that keeps only the circuit there, completeness the run with the "
+         "circuit ablated.",
 )
 
 
@@ -603,7 +613,7 @@ def check_faithfulness(fn, seed: int | None = None) -> bool:
 EXERCISES.update({ex.id: ex for ex in (NODE_ATTRIBUTION, INTEGRATED_GRADIENTS, ABLATE_OUTSIDE, FAITHFULNESS)})
 
 
-# -- 9. the probe's latent attributions (SHIFT step 2) -----------------------------------------
+# -- 10. the probe's latent attributions (SHIFT step 2) -----------------------------------------
 def _pa_reference(sae, direction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return SH.latent_attributions(sae, SimpleNamespace(direction=direction), x)
 
@@ -641,8 +651,10 @@ PROBE_ATTRIBUTION = Exercise(
                 "the effect of ablating latent i is f_i(x) times its direction's dot product with the probe: a "
                 "latent that never fires has no effect, whatever its decoder row."),
     ],
-    hint="effect of zeroing latent i for one person: -f_i(x) * (W_dec[i] / output_scale) . direction (exact: the "
-         "probe is linear); return the mean over people of its absolute value, [d_sae].",
+    hint="the probe is linear, so no gradient is needed: zeroing a latent removes its contribution from x (its "
+         "activation times its decoder row in the model's units, mind sae.output_scale) and changes the logit by "
+         "minus that contribution's dot product with direction. Average the size of that change over people: one "
+         "value per latent.",
 )
 
 
@@ -651,7 +663,7 @@ def check_probe_attribution(fn, seed: int | None = None) -> bool:
     return check(PROBE_ATTRIBUTION, fn, seed)
 
 
-# -- 10. purity: judging a latent --------------------------------------------------------------
+# -- 11. purity: judging a latent --------------------------------------------------------------
 def _purity_reference(latents: torch.Tensor, labels: torch.Tensor, min_count: int) -> torch.Tensor:
     return SH.purity(latents, labels, min_count)
 
@@ -706,8 +718,9 @@ PURITY = Exercise(
         Mistake("weighted by activation", _purity_weighted,
                 "count the inputs where the latent fires (latents > 0), each once, whatever its activation."),
     ],
-    hint="on = latents > 0 [n, d_sae]; p = share of label 1 among the inputs where on; purity = max(p, 1 - p), "
-         "0.5 where on.sum(0) < min_count.",
+    hint="for each latent look only at the inputs where it fires (each counted once); its purity is the share of "
+         "whichever label is more common there. A latent that fires on fewer than min_count inputs is too rare to "
+         "judge (0.5), and one that never fires must not divide by zero.",
 )
 
 
@@ -716,7 +729,7 @@ def check_purity(fn, seed: int | None = None) -> bool:
     return check(PURITY, fn, seed)
 
 
-# -- 11. the SHIFT ablation --------------------------------------------------------------------
+# -- 12. the SHIFT ablation --------------------------------------------------------------------
 def _shift_reference(sae, x: torch.Tensor, latents: list) -> torch.Tensor:
     return SH.ablate_latents(sae, x, latents)
 
@@ -763,7 +776,9 @@ SHIFT_ABLATION = Exercise(
                 "subtract each latent's CONTRIBUTION f_i(x) * direction_i (zero for a person it does not fire on), "
                 "not the bare direction."),
     ],
-    hint="f = sae.encode(x) [n, d_sae]; return x - f[:, latents] @ (sae.W_dec[latents] / sae.output_scale).",
+    hint="subtract from x what the chosen latents wrote: for each, its activation on that person times its "
+         "decoder row in the model's units (mind sae.output_scale). Do not go through a reconstruction, so the "
+         "error term stays.",
 )
 
 
