@@ -105,8 +105,32 @@ def test_dashboards_table_is_the_measured_latents(prose, code):
         assert f"| {f2(r['detection'])} | {f2(r['fuzzing'])} |" in prose, latent
         # what the table says each latent is: its explanation's keyword
         assert r["explanation"] == f"tokens {SHOWN[latent]!r}", latent
+        # and the table's explanation column is that measured rule (127's newline + 15 spaces spelled out)
+        shown = r["explanation"].replace("\\n" + " " * 15 + "'", "\\n' + 15 spaces")
+        assert f"| {latent} | `{shown}` |" in prose, latent
     # latent 76's warning holds: no better than chance, and it fires far more often; the others well above chance
     w = m["shown"]["76"]
     assert abs(w["detection"] - 0.5) < 0.1 and f"fires on {100 * w['density']:.2f}% of tokens" in prose
     assert all(m["shown"][k]["detection"] >= 0.65 for k in SHOWN if k != "76")
     assert all(w["density"] > 4 * m["shown"][k]["density"] for k in SHOWN if k != "76")
+
+
+def test_your_turn_rule_is_left_to_the_student(prose, code):
+    """The 'Your turn' for latent 1792 ships a default rule the student replaces (it runs), not the answer."""
+    assert "Write a rule for latent 1792 that beats `'['`" in prose
+    assert 'startswith("[")' not in code
+    assert "replace the condition below with your rule for latent 1792" in code
+    assert 'autointerp.predicate_rule(lambda t, i: t[i] == "[",' in code
+
+
+def test_closing_table_numbers_come_from_this_notebooks_runs(prose, code):
+    """"Ours vs the papers": the rows about this notebook's own runs are printed from its variables (a markdown
+    table cannot compute), no row points elsewhere instead of giving a number."""
+    for pointer in ("see section", "see the last cell", "see the count"):
+        assert pointer not in prose, pointer
+    for expr in ("toy_models.n_represented(W)", "ours['MMCS']", "chance['MMCS']", "ours['explained variance']",
+                 "rb['mmcs']", "rb['explained_variance']", "splits_fn(parent, cos, 8, 0.7)",
+                 "splits_fn(r_parent, r_cos, 8, 0.7)", "same.float().mean()"):
+        assert expr in code, expr
+    # the SAE parameters of section 3 (p) survive to the table: no later loop reuses the name
+    assert "for w, p in" not in code and "for p, kids in" not in code

@@ -125,8 +125,9 @@ TOPK = Exercise(
         Mistake("largest by absolute value", _topk_abs,
                 "keep the k LARGEST pre-activations (pre.topk), not the k largest in absolute value."),
     ],
-    hint="keep the k largest entries of each row (torch.topk on the last dimension), ReLU them, zero the rest "
-         "(torch.zeros_like(...).scatter(-1, indices, values)).",
+    hint="the output has the shape of pre: per row, at most k entries are non-zero and none is negative. "
+         "torch.topk gives values and indices; look up how to write values into a tensor of zeros at given "
+         "indices (Tensor.scatter).",
 )
 
 
@@ -208,7 +209,8 @@ MMCS = Exercise(
                 "for each GROUND-TRUTH feature take its best decoder direction, then average over the features "
                 "(not over the decoder rows)."),
     ],
-    hint="cos = truth_unit @ decoder_unit.T ([n_true, d_sae]); max over decoder rows, mean over features.",
+    hint="compare directions (unit rows); one cosine per (ground-truth feature, decoder row) pair; each ground-truth "
+         "feature keeps its best one, then average over the ground-truth features.",
 )
 
 
@@ -275,7 +277,8 @@ SAE_FORWARD = Exercise(
             ((x - b_dec) @ W_enc + b_enc) @ W_dec + b_dec, (x - b_dec) @ W_enc + b_enc),
                 "latents are ReLU(pre-activations): without it they are dense and can be negative."),
     ],
-    hint="f = ReLU((x - b_dec) @ W_enc + b_enc); x_hat = f @ W_dec + b_dec; return (x_hat, f).",
+    hint="encode first (latents: [batch, d_sae], non-negative; the encoder reads the input centred by the decoder "
+         "bias), then decode the latents back to [batch, d]; return the reconstruction first, the latents second.",
 )
 
 
@@ -444,7 +447,8 @@ TOP_ACTIVATING = Exercise(
         Mistake("windows in index order", _top_window_order,
                 "order the rows strongest first (by the window's maximum), not by window index."),
     ],
-    hint="wmax, warg = acts.max(-1); order = wmax.argsort(descending=True)[:k]; return torch.stack([order, warg[order]], -1).",
+    hint="rank WINDOWS, not positions: each window's maximum and where it is (acts.max(-1)) give one candidate per "
+         "window; keep the k windows with the largest maxima, strongest first, each with its own position.",
 )
 
 
@@ -564,8 +568,9 @@ FUZZING = Exercise(
                 "at least half of the highlighted tokens must be marked, not all of them (the feature also fires "
                 "weakly on tokens a short explanation misses)."),
     ],
-    hint="accepted(tokens, hl) = sum(marks[i] for highlighted i) >= (number highlighted) / 2 and something is "
-         "highlighted; score = (share of true_marks accepted + share of false_marks rejected) / 2.",
+    hint="decide acceptance for one highlighting first (is anything highlighted? what share of the highlighted "
+         "tokens does the explanation mark?), then average the two shares: true highlightings accepted, false ones "
+         "rejected.",
 )
 
 

@@ -95,8 +95,8 @@ NEAREST_PARENT = Exercise(
                 "keep the sign: a latent pointing OPPOSITE to another (cosine near -1) is not its refinement. "
                 "Take the max of the signed cosine."),
     ],
-    hint="unit rows s = small / ||small||, l = large / ||large||; cos = l @ s.T ([n_large, n_small]); "
-         "return cos.max(-1).indices, cos.max(-1).values.",
+    hint="compare directions: normalise the rows of both decoders, then get one cosine per (large latent, small "
+         "latent) pair, [n_large, n_small]; for each large latent, its best small latent and that cosine.",
 )
 
 
@@ -145,8 +145,8 @@ SPLITS = Exercise(
             (torch.bincount(parent[cos >= threshold], minlength=n_small) >= 1).sum()),
                 "a parent with one close child has only reappeared; it SPLITS when two or more children share it."),
     ],
-    hint="torch.bincount(parent[cos >= threshold], minlength=n_small) counts each parent's close children; "
-         "count the parents with >= 2.",
+    hint="first keep only the close children (cos >= threshold), then count how many of them each parent has "
+         "(torch.bincount counts occurrences of each index); a parent splits with two or more.",
 )
 
 
@@ -203,8 +203,8 @@ WITHIN = Exercise(
                 "you divided by all tokens: divide the count of tokens where both fire by the number of tokens "
                 "where the CHILD fires."),
     ],
-    hint="p_on = parent_acts > 0, c_on = child_acts > 0 ([n, n_children]); "
-         "(c_on & p_on[:, None]).sum(0) / c_on.sum(0), as floats.",
+    hint="P(parent on | child on): among the tokens where a child fires, the share where the parent fires too. "
+         "Work with 'fires' masks (> 0); the parent's [n] must line up with the children's [n, n_children].",
 )
 
 
