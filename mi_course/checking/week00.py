@@ -47,7 +47,8 @@ NEXT_TOKEN_LOSS = Exercise(
         Mistake("averaged", _mean,
                 "return the loss at every position, shape [batch, pos-1]; do not average."),
     ],
-    hint="logp = logits[:, :-1].log_softmax(-1); take -logp at the index tokens[:, 1:] (torch.gather).",
+    hint="the logits at position i are a guess for token i+1, so the last position has no target; the loss is the "
+         "negative log-probability (over the vocabulary) of the token that actually comes next (look up torch.gather).",
     atol=1e-4,
 )
 
@@ -117,8 +118,8 @@ PATCH = Exercise(
                 "these are the corrupted run's logits unchanged: did your hook return the edited tensor, and "
                 "is the hook name 'blocks.{layer}.hook_resid_pre'?"),
     ],
-    hint="cache the clean run; in a hook on blocks.{layer}.hook_resid_pre, copy clean[:, pos] into the corrupted resid; "
-         "return model.run_with_hooks(corrupt_tokens, fwd_hooks=[(name, hook)]).",
+    hint="two runs: one to read the clean activation at blocks.{layer}.hook_resid_pre (a cache), one to write it into "
+         "the corrupted run at position pos only (a hook that returns the edited tensor).",
     atol=1e-4,
 )
 
@@ -172,7 +173,8 @@ HEAD_PATTERN = Exercise(
         Mistake("transposed", _pattern_transposed,
                 "your pattern is transposed: rows are queries, columns keys (each row sums to 1)."),
     ],
-    hint="run_with_cache with names_filter keeping only f'blocks.{layer}.attn.hook_pattern' ([batch, head, query, key]); take one head.",
+    hint="cache only layer `layer`'s attention pattern (look up run_with_cache's names_filter); the cached tensor is "
+         "[batch, head, query, key]. Self-check: every row of your answer sums to 1.",
     atol=1e-5,
 )
 
@@ -227,7 +229,8 @@ SCALE_HEAD = Exercise(
         Mistake("whole layer", _scale_layer,
                 "you scaled every head of the layer; scale only `head`."),
     ],
-    hint="a hook on f'blocks.{layer}.attn.hook_z' that clones z, multiplies z[:, :, head] by factor and returns it.",
+    hint="hook_z of layer `layer` holds one vector per head, [batch, pos, head, d_head]: change only that head's slice, "
+         "on a copy, and return the edited tensor so the run uses it. Self-check: factor 1 must give the clean logits.",
     atol=1e-4,
 )
 
@@ -284,7 +287,8 @@ PATTERN_TO_BOS = Exercise(
                 "the logits are unchanged. Hook 'blocks.{layer}.attn.hook_pattern' and return the edited copy "
                 "(edits to hook_attn_scores are ignored on these models)."),
     ],
-    hint="in a hook on f'blocks.{layer}.attn.hook_pattern': clone, set pattern[:, head] to 0, then pattern[:, head, :, 0] to 1.",
+    hint="in a hook on that layer's hook_pattern, make every row of that head's pattern 'all attention on key 0' "
+         "(each row still sums to 1); leave the other heads alone.",
     atol=1e-4,
 )
 
@@ -336,8 +340,9 @@ ATTENTION_TO_BOS = Exercise(
         Mistake("left out query 0", _state_skip_first_query,
                 "average over every query, including position 0 itself."),
     ],
-    hint="one hook per layer on 'blocks.{layer}.attn.hook_pattern' that stores pattern[:, :, :, 0].mean over batch and "
-         "queries into a dict, and returns None; run once with all hooks; stack the layers.",
+    hint="one recording hook per layer on hook_pattern, all active in a single run; each stores its layer's answer "
+         "somewhere that outlives the call and returns None. A hook defined directly in a for loop sees only the last "
+         "layer: build each one in a helper function.",
     atol=1e-5,
 )
 
@@ -403,7 +408,8 @@ REMOVE_HOOKS = Exercise(
         Mistake("order swapped", _swapped,
                 "return (hooked_logits, clean_logits), in that order."),
     ],
-    hint="model.add_hook(hook_name, hook_fn); hooked = model(tokens); model.reset_hooks(); clean = model(tokens).",
+    hint="two plain runs of the model: the first with hook_fn attached (model.add_hook), the second after removing it "
+         "(look up model.reset_hooks). Self-check: the second result equals a run that never had the hook.",
     atol=1e-4,
 )
 
@@ -458,7 +464,8 @@ GENERATE = Exercise(
         Mistake("only the new tokens", _gen_only_new,
                 "return the prompt followed by the new tokens, [batch, pos + n_new]."),
     ],
-    hint="loop n_new times: logits = model.run_with_hooks(out, fwd_hooks=fwd_hooks); append logits[:, -1].argmax(-1) to out.",
+    hint="one forward pass per new token, with fwd_hooks active every time, on everything generated so far; the next "
+         "token is the greedy choice at the last position. Return the prompt followed by the new tokens.",
     atol=0,
     rtol=0,
 )

@@ -50,7 +50,9 @@ SELECTIVITY = Exercise(
                 "use the circular variance: the length of the vector sum of the responses at their angles, "
                 "divided by the sum of the responses (after subtracting the minimum)."),
     ],
-    hint="r = tuning - min over angles; angles = 2*pi*i/n; selectivity = |sum r*exp(i*angle)| / sum r (0 for a flat curve).",
+    hint="remove each unit's floor, place each response as a vector at its stimulus angle on the circle, and compare "
+         "the length of the vector sum with the total response. Self-check: a flat curve must give 0, a response at "
+         "one angle only gives 1.",
     atol=1e-4,
 )
 
@@ -95,7 +97,8 @@ BEST_MATCH = Exercise(
         Mistake("cosine without centring", _no_centering,
                 "subtract each curve's mean before normalising: otherwise every pair of positive curves looks similar."),
     ],
-    hint="centre each row, divide by its norm, corr = a @ b.T; return corr.max(-1) as (indices, values).",
+    hint="correlation compares the shape of two curves, not their baseline or size: remove both from every row first; "
+         "then all pairs are one matrix product. Self-check: a curve matched against itself scores 1.",
     atol=1e-4,
 )
 
@@ -128,7 +131,8 @@ UNIT_TUNING = Exercise(
         Mistake("max over units", lambda acts: acts.amax(dim=(1, -1)).T,
                 "take the max over the two spatial dimensions (the last two), not over units."),
     ],
-    hint="max over the last two (spatial) dimensions, then transpose to [units, n_stimuli].",
+    hint="a unit responds to a stimulus if it fires strongly somewhere on the image: which reduction over the two "
+         "spatial dimensions keeps that? The result has one row per unit.",
 )
 
 
@@ -207,7 +211,9 @@ PREFERRED_ANGLE = Exercise(
         Mistake("period ignored", _full_circle,
                 "the vector sum lives on the full circle; map its angle back to [0, period) (multiply by period / 2pi)."),
     ],
-    hint="angles 2*pi*i/n; the vector sum of the responses above the floor; its angle in [0, 2pi), times period / (2pi).",
+    hint="the direction of the same vector sum as in selectivity (floor removed). An angle function returns values in "
+         "(-pi, pi]: bring it into a full turn before mapping it to [0, period). Self-check: every "
+         "answer lies in [0, period).",
     atol=1e-4,
 )
 
@@ -264,8 +270,9 @@ FEATURE_VIS = Exercise(
         Mistake("no penalty", lambda **kw: _fv_variant(**kw, l2=0.0),
                 "the objective is the unit's max response *minus* 0.01 * sum(x**2): keep the L2 penalty."),
     ],
-    hint="x = 0.1*randn(1,1,24,24) from Generator().manual_seed(seed); each step: objective = layer(x)[0, unit].amax() "
-         "- 0.01*(x**2).sum(); grad of the objective w.r.t. x; x = (x + lr*grad).clamp(-1, 1).",
+    hint="follow the Goal's recipe exactly (same generator, start, penalty and clamp): the checker compares images. "
+         "You need the gradient with respect to the image, so switch gradients on inside your function "
+         "(torch.enable_grad), and step uphill.",
     atol=1e-4,
     rtol=1e-3,
 )
@@ -308,7 +315,9 @@ KERNEL_MAP = Exercise(
         Mistake("selectivity ignored", lambda **kw: _kmap_variant(**kw, weight_sel=False),
                 "weight each layer-1 unit by its selectivity too: an untuned unit has no orientation to contribute."),
     ],
-    hint="for each kernel position: sum over layer-1 units of w+ * selectivity * exp(2j*preferred); angle/2 in [0, pi), and |sum|.",
+    hint="orientations repeat every pi, so average them on the doubled angle and halve the direction at the end; "
+         "weight each layer-1 unit by the positive part of its weight and by its selectivity. Self-check: every "
+         "angle lies in [0, pi).",
     atol=1e-4,
     rtol=1e-3,
 )
@@ -372,8 +381,8 @@ CHANNEL_ABLATION = Exercise(
         Mistake("no max pool", _abl_before_pool,
                 "layer 2 reads layer 1 after a 2x2 max pool: max_pool2d(net.layer1(images), 2), then conv2."),
     ],
-    hint="h = max_pool2d(net.layer1(images), 2); response(h) = relu(net.conv2(h))[:, unit].amax over space, mean over "
-         "images; for each channel c: response(h) - response(h with channel c zeroed).",
+    hint="split the network where you intervene: compute layer 1 (with the pooling layer 2 reads) once, then run only "
+         "layer 2 on a copy with one channel zeroed. The effect is the drop: original response minus ablated response.",
     atol=1e-4,
     rtol=1e-3,
 )

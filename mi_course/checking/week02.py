@@ -129,7 +129,8 @@ PREV_TOKEN = Exercise(
         Mistake("averages over pos including 0", _prev_with_pos0,
                 "position 0 has no previous token: average over the seq_len-1 queries 1..seq_len-1, not over all seq_len."),
     ],
-    hint="for each head, average pattern[b, h, i, i-1] over the batch and over i = 1..seq_len-1.",
+    hint="attention to the previous token lies on one diagonal of each head's [query, key] pattern; the first query "
+         "has no previous token. Average over the batch and the queries, not over the heads.",
 )
 
 
@@ -325,7 +326,8 @@ ABLATION = Exercise(
         Mistake("no ablation", _no_ablation,
                 "the loss is that of the unablated model: did your hook return the modified tensor, and did you pass it to run_with_hooks?"),
     ],
-    hint="hook 'blocks.{layer}.attn.hook_z', set z[:, :, head] to 0, and compute the per-token loss of the logits.",
+    hint="a forward hook on the layer's hook_z (which dimension is the head?) that returns a copy with that head "
+         "zeroed; then the per-token loss of the resulting logits.",
     atol=1e-4,
 )
 
@@ -459,8 +461,8 @@ K_CIRCUIT = Exercise(
                 "your table is transposed: rows must be the query token, columns the token the earlier "
                 "head moved to the key position."),
     ],
-    hint="query side: W_E W_Q. Key side: the token goes through the earlier head (W_E W_V' W_O') and then W_K. "
-         "The table is query side times key side transposed.",
+    hint="only the key side differs from the direct QK circuit: the key reads token j after the earlier head has "
+         "moved it (through that head's OV map). Rows are query tokens, columns key-side tokens.",
     atol=1e-2,
     rtol=1e-3,
 )
@@ -515,9 +517,9 @@ QK_BY_SOURCE = Exercise(
         Mistake("no 1/sqrt(d_head)", lambda **kw: _qk_source_variant(**kw, scale=False),
                 "attention scores are q.k / sqrt(d_head): divide by sqrt(d_head)."),
     ],
-    hint="steps: cache the run; stack the sources (embed, pos, and z @ W_O for every head of the earlier "
-         "layers); frozen-scale LayerNorm; project each with W_Q and W_K; average q_s.k_t/sqrt(d_head) over "
-         "the batch and the induction pairs.",
+    hint="plan it: each source's own contribution to the residual stream, through the layer's LayerNorm with its "
+         "scale frozen (then it is linear), into queries and keys; a table of mean scaled dot products over the "
+         "induction pairs. Self-check: layer 0 has only two sources.",
     atol=1e-3,
     rtol=1e-3,
 )
@@ -569,8 +571,9 @@ DLA_BY_PATH = Exercise(
                 "LayerNorm first subtracts the mean over d_model; centre each path (subtract its mean over "
                 "the last dimension) before dividing by the scale."),
     ],
-    hint="steps: cache the run; stack the paths (embed, pos, z @ W_O of every head); centre, divide by "
-         "ln_final.hook_scale, times ln_final.w; dot each position with W_U's column for the *next* token.",
+    hint="each path's contribution goes through the final LayerNorm with its scale frozen, then is read by the "
+         "unembedding of the token that comes *next*. Self-check: the paths plus the constant terms add up to the "
+         "model's own logit of the correct token.",
     atol=1e-3,
     rtol=1e-3,
 )
