@@ -206,7 +206,8 @@ DIRECTION_SCORES = Exercise(
                 "divide by the Frobenius norm of sender_ov (the norm of everything it can write), "
                 "not its largest singular value."),
     ],
-    hint="a reader along unit direction u sees sender_ov @ u; compare its size with the size of the whole sender.",
+    hint="a score must not change when a direction is rescaled, so normalise the directions first; then measure how "
+         "much the sender writes along each one, relative to the size of the whole sender_ov.",
     atol=1e-4,
 )
 

@@ -71,7 +71,8 @@ LOGIT_DIFF = Exercise(
             logits, io[:1].expand_as(io), s[:1].expand_as(s), end),
                 "each prompt has its own IO and S: index row i with io[i] and s[i] (torch.arange for the rows)."),
     ],
-    hint="pick rows with torch.arange(batch), the position end[i], and the columns io[i] and s[i]; then .mean().",
+    hint="each prompt contributes one IO logit minus one S logit, both read at that prompt's own end position; "
+         "advanced indexing (one index tensor per dimension) picks them for all prompts at once. Return their mean.",
 )
 
 
@@ -104,7 +105,8 @@ DLA = Exercise(
         Mistake("all pairs of prompts", lambda resid_stack, directions: (resid_stack @ directions.T).mean((1, 2)),
                 "you dotted every prompt's component with every prompt's direction; only matching pairs (b with b) count."),
     ],
-    hint="for each component: mean over b of resid_stack[c, b] . directions[b].",
+    hint="a component's score is how far its contribution points along each prompt's own logit-difference "
+         "direction, averaged over the prompts: one number per component (torch.einsum does all at once).",
 )
 
 
@@ -142,8 +144,8 @@ RESID_PATCH = Exercise(
                 -1, clean_tokens.shape[1]).clone(),
                 "every position in a row has the same value: patch only position `pos` (act[:, pos]), not the whole layer."),
     ],
-    hint="for each layer and position: a hook on blocks.{layer}.hook_resid_pre that copies the clean value at "
-         "[:, pos] into the corrupted run; store metric(logits).",
+    hint="entry [layer, pos] is the metric of a corrupted run in which only the residual stream entering that layer "
+         "(blocks.{layer}.hook_resid_pre), at that one position, takes its value from the clean run.",
     atol=1e-4,
 )
 
@@ -188,7 +190,8 @@ HEAD_PATCH = Exercise(
             model, clean_tokens, corrupted_tokens, metric, "z", False, direction="noise", progress=False),
                 "run the corrupted prompts and patch the clean head output in (denoising), not the other way round."),
     ],
-    hint="hook blocks.{layer}.attn.hook_z on the corrupted run and copy the clean z[:, :, head].",
+    hint="as in residual patching, but one head at a time: in the corrupted run only that head's output "
+         "(its slice of blocks.{layer}.attn.hook_z) takes its clean value.",
     atol=1e-4,
 )
 
@@ -234,7 +237,8 @@ ATP = Exercise(
             (clean_z - corrupted_z) * corrupted_grad).mean((1, 2, 4)),
                 "a first-order Taylor estimate sums the products over every entry (batch, positions, d_head); do not average."),
     ],
-    hint="(clean_z - corrupted_z) * corrupted_grad, summed over dims 1, 2 and 4 (batch, pos, d_head).",
+    hint="attribution patching is a first-order Taylor estimate: the change in the activation times the gradient at "
+         "the corrupted run, summed over every axis except layer and head.",
 )
 
 
@@ -348,8 +352,8 @@ FAITHFULNESS = Exercise(
                 "take the mean over the reference prompts separately at each position (mean over dim 0 only), "
                 "not over positions as well."),
     ],
-    hint="cache hook_z on reference_tokens, average over the batch (per position), and in the run on `tokens` "
-         "overwrite z[:, :, h] of every head not in the circuit with that mean.",
+    hint="mean-ablate every head outside the circuit: in one run on `tokens`, its output z is replaced by its mean "
+         "over the reference prompts (one mean per position); circuit heads stay untouched.",
     atol=1e-4,
 )
 
@@ -451,8 +455,9 @@ PATH_PATCH = Exercise(
                 "path patching here runs the *clean* prompts and brings in the sender's output from the corrupted "
                 "run (noising), not the other way round."),
     ],
-    hint="run 1: clean prompts, every head's z from the clean cache except the sender's (from the corrupted cache); "
-         "record the receivers' hook_q/k/v. Run 2: clean prompts with only those receiver inputs replaced.",
+    hint="only the sender -> receiver path may carry the corruption: every other head must be frozen at its clean "
+         "output, so the sender's change reaches the receivers directly and not through heads in between. What "
+         "the receivers then read (their receiver_input) is all that changes in the final clean run.",
     atol=1e-4,
 )
 
@@ -498,8 +503,8 @@ COPYING = Exercise(
             resid, torch.eye(resid.shape[1]).expand_as(W_OV), W_U, k),
                 "the head's output is resid @ W_OV[h] (then @ W_U): the score is about what each head copies."),
     ],
-    hint="logits = einsum('nd,hde,em->hnm', resid, W_OV, W_U); topk(k) over the last axis; a row counts if it "
-         "contains its own index; average over rows.",
+    hint="for each head, push every row of resid through the head's OV circuit and the unembedding; a row copies "
+         "when its own index is among its k largest logits. The score is the share of rows that copy.",
 )
 
 
@@ -592,8 +597,8 @@ ACDC_LOOP = Exercise(
         Mistake("kept the important edges cut", _acdc_flipped,
                 "an edge stays cut when cutting it changes the score by *less* than the threshold; edges that matter stay."),
     ],
-    hint="cut = set(); current = score(cut); for each edge in order: trial = score(cut | {edge}); if trial - current "
-         "< threshold: cut it and set current = trial.",
+    hint="keep the edges cut so far and the score of that graph; each trial cuts one more edge on top of them, and "
+         "is compared with the current graph's score (which changes whenever a cut is kept), not the full model's.",
 )
 
 

@@ -59,7 +59,8 @@ FOURIER_BASIS = Exercise(
         Mistake("w_k without /p", lambda p: _raw_waves(p, period=1.0),
                 "w_k = 2*pi*k/p: you left out the division by p, so every wave is sampled at whole periods."),
     ],
-    hint="rows: the constant, then cos(2 pi k x / p), sin(2 pi k x / p) for k = 1..(p-1)//2, each of unit norm.",
+    hint="rows in the order constant, cos 1, sin 1, cos 2, sin 2, ...; every row has unit norm. Self-check: "
+         "B @ B.T must be the identity.",
     atol=1e-5,
 )
 
@@ -108,7 +109,8 @@ FOURIER_2D = Exercise(
         Mistake("basis as columns", _ft2_columns,
                 "the basis vectors are the *rows* of B: out = B @ x @ B.T, not B.T @ x @ B."),
     ],
-    hint="out[i, j] = sum over a, b of B[i, a] * B[j, b] * x[a, b], i.e. B @ x @ B.T.",
+    hint="transform one axis at a time with the Fourier basis: first the a axis (rows), then the b axis (columns). "
+         "Self-check: a constant x puts all its weight at [0, 0].",
     atol=1e-4,
 )
 
@@ -162,7 +164,8 @@ EMBED_NORMS = Exercise(
                 "return one entry per *frequency* ((p-1)//2 + 1 of them), not per basis row: add the cos-k row (2k-1) "
                 "and the sin-k row (2k) together; entry 0 is the constant."),
     ],
-    hint="transform W_E along the token dimension, square, sum over d_model, then add each cos-k/sin-k pair; entry 0 is the constant.",
+    hint="work in the Fourier basis along the token dimension; frequency k's norm gathers the power of both its cos "
+         "and sin components over all of d_model; entry 0 is the constant alone.",
     atol=1e-4,
 )
 
@@ -292,8 +295,8 @@ RESTRICTED = Exercise(
                 "that is what is *left* after removing the key components (the excluded logits); restricted "
                 "logits keep only the key components (plus the mean)."),
     ],
-    hint="project each output column of the [p*p, p] logits onto the unit vectors cos(w_k(a+b)), sin(w_k(a+b)) "
-         "(k in freqs), sum the projections, and add the mean over pairs.",
+    hint="keep only the logits' components along the key directions cos(w_k(a+b)) and sin(w_k(a+b)) (k in "
+         "freqs), then add back each output's mean over pairs; grokking.sum_directions gives the directions.",
     atol=1e-3,
 )
 
@@ -311,7 +314,8 @@ EXCLUDED = Exercise(
         Mistake("returned the restricted logits", grokking.restricted_logits,
                 "those are the restricted logits (what is kept); excluded logits are the logits *minus* the key components."),
     ],
-    hint="logits minus their projection onto the unit vectors cos(w_k(a+b)), sin(w_k(a+b)) for k in freqs.",
+    hint="what is left of the logits once their components along the key directions cos(w_k(a+b)) and "
+         "sin(w_k(a+b)) (k in freqs) are removed: the complement of restricted_logits.",
     atol=1e-3,
 )
 
@@ -383,8 +387,8 @@ NEURON_FRACTIONS = Exercise(
         Mistake("constant in the total", _neuron_with_const,
                 "divide by the *non-constant* power: leave the [0, 0] (mean) entry out of the total."),
     ],
-    hint="2-D transform the [p, p, n] activations, square; for each k add the a-only, b-only and product entries of "
-         "frequency k and divide by the total power without the [0, 0] entry.",
+    hint="work with each neuron's 2-D Fourier power; frequency k owns the terms in a alone, in b alone and their "
+         "products, and the fraction is relative to the neuron's total power without the constant term.",
     atol=1e-4,
 )
 
@@ -439,7 +443,8 @@ NEURON_LOGITS = Exercise(
         Mistake("cosines only", _nlf_cos_only,
                 "each frequency has a cos and a sin component: add the squares of both (columns 2k-1 and 2k)."),
     ],
-    hint="W_L = W_out @ W_U is [n, p]; coefficients W_L @ fourier_basis(p).T; square; column 0, then columns 2k-1 + 2k.",
+    hint="like embedding_frequency_norms, but over the output axis c: each neuron's row of the map to the logits "
+         "(W_out then W_U), with the cos-k and sin-k power combined per frequency.",
 )
 
 
@@ -510,8 +515,8 @@ APPROX = Exercise(
         Mistake("lost the constant", _approx_no_constant,
                 "component [0, 0] (the neuron's mean) is one of the terms to keep."),
     ],
-    hint="coefficients = B @ acts @ B.T per neuron; zero every [i, j] unless both i and j are 0 or a cos/sin index of "
-         "a frequency in freqs; then B.T @ kept @ B.",
+    hint="three steps: into the 2-D Fourier basis, keep only the terms both of whose indices are the constant or a "
+         "frequency in freqs, and back again. The basis is orthonormal, so its inverse is its transpose.",
     atol=1e-4,
 )
 
@@ -578,8 +583,8 @@ ABLATION = Exercise(
         Mistake("wrong labels", _abl_wrong_labels,
                 "the answer for pair row a*p + b is (a + b) % p."),
     ],
-    hint="for drop in [None, *freqs]: keep = the other frequencies; new = your approximate_neurons(acts, keep); "
-         "logits + (new - acts).reshape(p*p, n) @ W_L; cross-entropy against (a + b) % p; stack the losses.",
+    hint="the MLP is the last layer, so replacing the neurons changes the logits only by the change in the neurons "
+         "mapped through W_L; the first loss keeps every key frequency, each later one drops one of them.",
     atol=1e-4,
     rtol=1e-3,
 )

@@ -44,7 +44,8 @@ LAST_TOKEN_LOGITS = Exercise(
         Mistake("one before", lambda logits, last: logits[torch.arange(len(last)), last - 1],
                 "you are one position early: `last[i]` is already the index of the prompt's last token."),
     ],
-    hint="pick row i at position last[i]: index with two tensors, torch.arange(batch) and last.",
+    hint="you need one position per row, last[i] for row i: index the batch and position dimensions together "
+         "(advanced indexing), not with a slice.",
 )
 
 
@@ -78,7 +79,8 @@ CANDIDATE_PROBS = Exercise(
         Mistake("log-probabilities", lambda last_logits, candidate_ids: last_logits.log_softmax(-1)[:, candidate_ids],
                 "these are log-probabilities: use softmax, not log_softmax."),
     ],
-    hint="softmax over the last dimension (all d_vocab words), then index the columns with candidate_ids.",
+    hint="all words compete for the next position, not only the candidates: normalise over the whole vocabulary "
+         "before you select. Self-check: with every word as a candidate, each row sums to 1.",
 )
 
 
@@ -146,7 +148,8 @@ PARAPHRASE_ANSWER = Exercise(
                 "below the threshold the crawler must say \"don't know\": return -1 as the index "
                 "(still with the confidence)."),
     ],
-    hint="mean over dim 0, then the max and its index; the index becomes -1 if the max is below the threshold.",
+    hint="pool the paraphrases first, then pick the best candidate; abstain (-1) only when its pooled "
+         "probability is below the threshold (equal to it is an answer).",
 )
 
 
@@ -206,8 +209,8 @@ PRECISION_RECALL = Exercise(
                 "an edge is correct only if its object matches the true object, not just because the "
                 "(subject, relation) pair exists."),
     ],
-    hint="correct = edges whose (subject, relation) is in truth with the same object; precision = correct / "
-         "len(graph), recall = correct / len(truth), 0.0 for an empty denominator.",
+    hint="an edge is correct only when the truth has the same (subject, relation) with the same object; an edge "
+         "about someone the truth does not know is wrong. Guard against empty graphs and truths.",
 )
 
 
@@ -310,8 +313,8 @@ CRAWL = Exercise(
         Mistake("keeps don't-know", _keeps_none,
                 "a None answer means \"don't know\": it is not an edge of the graph."),
     ],
-    hint="queue = deque(seeds); visited = set(); pop from the left, skip visited subjects, stop after "
-         "max_subjects visits; ask every relation, add non-None answers as edges and queue their objects.",
+    hint="breadth-first: a first-in-first-out queue of subjects, a set of those already visited (seeds may repeat), "
+         "and the dict you return; max_subjects counts visits, and every object found is a subject to visit.",
 )
 
 
@@ -359,7 +362,8 @@ RECALL_BY_BINS = Exercise(
         Mistake("not sorted", _unsorted,
                 "your bins follow the order of the facts, not their counts: argsort the counts first."),
     ],
-    hint="order = torch.argsort(counts, stable=True); torch.tensor_split(order, n_bins); the mean count and mean hit of each group.",
+    hint="cut by rank, not into equal-width count ranges: order the facts by count (stably) and split them into "
+         "n_bins nearly equal groups (look up torch.tensor_split); report each group's mean count and mean hit.",
 )
 
 
@@ -428,8 +432,8 @@ SUBJECT_ACTS = Exercise(
                 "you read the output of block `layer`; the exercise asks for the input of block `layer` "
                 "(blocks.{layer}.hook_resid_pre), and for layer == n_layers the final residual stream."),
     ],
-    hint="encode the prompts (kb.encode), run_with_cache with a names_filter, then index "
-         "[row, kb.subject_token_span(prompt, subject)[1] - 1].",
+    hint="you want each prompt's residual stream at its subject's last token; kb.subject_token_span gives the "
+         "subject's (start, end) in token positions, counting <|endoftext|>, with end exclusive.",
     atol=1e-4,
 )
 
@@ -491,8 +495,8 @@ PROBE = Exercise(
                 "your probe predicts one class for everything (did it train? check the loss goes down, the "
                 "learning rate, and that you standardise the features)."),
     ],
-    hint="logistic regression: W [d, n_classes], b [n_classes], cross-entropy on train, a few hundred Adam "
-         "steps (standardise x with the training mean and std first); then accuracy of argmax on test.",
+    hint="a linear probe is a logistic regression fitted on the training set only; standardise the features with "
+         "the training mean and std (the residual stream has a few huge directions), then score the test set.",
     atol=0.1,
     rtol=0.0,
 )

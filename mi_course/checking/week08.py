@@ -89,7 +89,7 @@ CORRUPT = Exercise(
         Mistake("scaled", lambda embed, start, end, noise: _replace(embed, start, end, embed[:, start:end] * (1 + noise)),
                 "the noise is added (embedding + noise), not multiplied."),
     ],
-    hint="clone `embed`, then `out[:, start:end] += noise`.",
+    hint="work on a copy so the caller's tensor is unchanged, and add the noise at positions start to end - 1 only.",
 )
 
 
@@ -124,7 +124,8 @@ NOISE = Exercise(
         Mistake("per dimension", lambda W_E, subject_token_ids: float(3 * W_E[subject_token_ids].std(0).mean()),
                 "take one standard deviation over all entries (`.std()`), not a mean of per-dimension ones."),
     ],
-    hint="`3 * W_E[subject_token_ids].std()`, as a float.",
+    hint="one standard deviation over all entries of the subject tokens' embedding rows, times the paper's factor, "
+         "returned as a Python float.",
 )
 
 
@@ -200,8 +201,9 @@ RESTORE = Exercise(
             model, tokens, start, end, noise[:1], target, hook_name, pos),
                 "average P(target) over all noise samples (one batch row per sample)."),
     ],
-    hint="cache the clean run; then run `tokens.expand(n, -1)` with two hooks: `hook_embed` (add the noise) and "
-         "`hook_name` (copy the clean value at `pos`); softmax at the last token, column `target`, mean.",
+    hint="cache the clean run first; then, in one run on n copies of the prompt, corrupt the subject's embeddings "
+         "and give `hook_name` its clean value at `pos` only; report the mean probability of `target` at the last "
+         "token.",
 )
 
 
@@ -305,8 +307,9 @@ NAMED = Exercise(
         Mistake("last token twice", _named_overlap,
                 "the last token is only 'last token': leave it out of 'further tokens' (and 'first subsequent token')."),
     ],
-    hint="groups: [start], start+1..end-2, [end-1], [end], end+1..P-2, [P-1]; drop P-1 from all but the last; "
-         "mean over each group's columns, NaN for an empty group.",
+    hint="give each name in ct.POSITION_NAMES its positions, remembering that `end` is exclusive (the last subject "
+         "token is end - 1) and that the prompt's last token belongs to 'last token' only. Self-check: a one-token "
+         "subject must give a NaN middle column.",
 )
 
 
@@ -364,8 +367,8 @@ KEY = Exercise(
         Mistake("hook_pre", lambda model, layer, prompts, subject: _key_at(model, layer, prompts, subject, "last", "hook_pre"),
                 "the key is the input to W_out, after the nonlinearity: `mlp.hook_post`, not `mlp.hook_pre`."),
     ],
-    hint="for each prompt: `causal_tracing.subject_range(model, prompt, subject)` gives (start, end); cache "
-         "`blocks.{layer}.mlp.hook_post` and take position end - 1; then average.",
+    hint="k* is the MLP key (the input to W_out) at the subject's last token, averaged over the prompts; "
+         "`causal_tracing.subject_range` gives each subject's token range.",
 )
 
 
@@ -428,8 +431,8 @@ C_EX = Exercise(
         Mistake("sum", lambda model, layer, tokens, lengths: _c_variant(model, layer, tokens, lengths, total=True),
                 "divide by the number of keys (a mean, not a sum)."),
     ],
-    hint="a boolean mask [batch, pos] (pos >= 1 and pos < length); keys = cache[name][mask] is [n, d_mlp]; "
-         "C = keys.T @ keys / n.",
+    hint="C is the uncentred second moment of the keys over every real token (not position 0, not the padding past "
+         "each length). Self-check: C is symmetric, [d_mlp, d_mlp].",
 )
 
 
@@ -470,8 +473,8 @@ R1 = Exercise(
             torch.linalg.solve(C, k_star), (v_star - k_star @ W_out - b_out) / (k_star @ k_star)),
                 "divide by (C⁻¹k*)ᵀk* (= u @ k_star), so that k* @ (W_out + ΔW) + b_out equals v* exactly."),
     ],
-    hint="u = torch.linalg.solve(C, k_star); Λ = (v_star - (k_star @ W_out + b_out)) / (u @ k_star); "
-         "ΔW = torch.outer(u, Λ).",
+    hint="solve with C rather than inverting it (look up torch.linalg.solve); ΔW is an outer product, scaled so "
+         "that k_star @ (W_out + ΔW) + b_out equals v_star exactly: check that.",
 )
 
 
@@ -543,9 +546,9 @@ DELTA = Exercise(
         Mistake("defaults", _delta_variant("defaults"),
                 "use the arguments you are given (kl_factor, weight_decay, steps), not the default values."),
     ],
-    hint="δ = zeros(d_model, requires_grad=True); a hook on blocks.{layer}.hook_mlp_out adds δ at out[rows, lookup]; "
-         "each step: logits -> NLL of target at `last` in the first rows + KL + weight decay; backward; Adam step; "
-         "clamp ‖δ‖.",
+    hint="only δ is trained (the model stays frozen): it is added to blocks.{layer}.hook_mlp_out at each row's lookup "
+         "position; the loss is the target's NLL plus the KL term plus weight decay, and ‖δ‖ is clamped after "
+         "every step.",
 )
 
 
@@ -599,8 +602,8 @@ METRICS = Exercise(
                 "on neighbours the edit should change nothing: NS counts prompts where P(true) > P(new) still holds."),
         Mistake("arithmetic mean", _metrics_wrong(mean=True), "S is the *harmonic* mean of ES, PS and NS."),
     ],
-    hint="(rewrite[:, 0] > rewrite[:, 1]).float().mean() for ES; the same for PS; reversed for NS; "
-         "statistics.harmonic_mean for S.",
+    hint="ES and PS are the share of rows where the new object beats the true one, NS the reverse; S is their "
+         "harmonic mean (0 when any of them is 0).",
 )
 
 
