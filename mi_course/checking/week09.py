@@ -69,7 +69,8 @@ SHARE = Exercise(
         Mistake("by layer number", lambda R, layers, layer: R / (layers[-1] - layer + 1 + layers[0]),
                 "count positions in `layers` (layers.index), not layer numbers."),
     ],
-    hint="`R / (len(layers) - layers.index(layer))`.",
+    hint="Count the layers from this one to the last, this one included (`layers.index` gives this layer's position "
+         "in the list). Self-check: the first of three layers takes a third of R, the last one all of it.",
 )
 
 
@@ -118,7 +119,8 @@ UPDATE = Exercise(
         Mistake("λ on the wrong term", lambda K, R, C, lam: torch.linalg.solve(C + lam * K.T @ K, K.T @ R),
                 "λ weighs the old memories: λ C + KᵀK, not C + λ KᵀK."),
     ],
-    hint="`torch.linalg.solve(lam * C + K.T @ K, K.T @ R)`.",
+    hint="Compute the goal's formula without inverting a matrix: look up `torch.linalg.solve`. The system's matrix is "
+         "[d_mlp, d_mlp] and weighs the old memories C against the new keys; Δ must come out [d_mlp, d_model].",
 )
 
 
@@ -151,7 +153,8 @@ LAMBDA = Exercise(
         Mistake("unscaled", lambda lam_ref, d_mlp_ref, d_mlp: float(lam_ref),
                 "C is a mean, but what one key writes depends on d_mlp / λ: scale λ by d_mlp / d_mlp_ref."),
     ],
-    hint="`lam_ref * d_mlp / d_mlp_ref`.",
+    hint="λ grows in proportion to the MLP width, so that d_mlp / λ stays the reference model's. Self-check: d_mlp == "
+         "d_mlp_ref gives lam_ref back, and a narrower MLP a smaller λ.",
 )
 
 
@@ -206,8 +209,9 @@ KEYS = Exercise(
                                                                                           hook="pre"),
                 "the key is the input to W_out: blocks.{layer}.mlp.hook_post (after the GELU), not hook_pre."),
     ],
-    hint="for each request and context: text = c.format(r['prompt'].format(r['subject'])); cache "
-         "blocks.{layer}.mlp.hook_post; take [0, end - 1]; mean over contexts; stack the requests.",
+    hint="Each row of K is one request's key: the input to W_out (`blocks.{layer}.mlp.hook_post`) at the subject's "
+         "LAST token, averaged over the contexts. `rome.subject_range`'s end is exclusive; K must be [n_requests, "
+         "d_mlp].",
 )
 
 
@@ -258,8 +262,8 @@ RESID = Exercise(
         Mistake("sign", lambda model, z_layer, requests, zs: _hidden_variant(model, z_layer, requests, zs, sign=-1.0),
                 "the residual is what is still missing: zs − h, not h − zs."),
     ],
-    hint="for each request: cache blocks.{z_layer}.hook_resid_post on r['prompt'].format(r['subject']); take the "
-         "subject's last token; R = zs − stack(h).",
+    hint="h is the hidden state after block `z_layer` (`blocks.{z_layer}.hook_resid_post`), read at the subject's "
+         "last token of the bare prompt (no context); R is what h still lacks to reach zs, one row per request.",
 )
 
 
@@ -326,9 +330,9 @@ Z_EX = Exercise(
                 "h is the hidden state at the subject's LAST token of the bare prompt (row 0's lookup), where δ is "
                 "added, not at the prompt's last token."),
     ],
-    hint="rows = [c.format(prompt) for c in contexts] + [kl_prompt.format(subject)]; h = resid_post at row 0's subject "
-         "token; δ added at blocks.{layer}.hook_mlp_out (the same as adding to resid_post) at each row's subject "
-         "token; Adam; stop when the mean NLL < 0.05; clamp ‖δ‖ <= clamp_norm_factor · ‖h‖.",
+    hint="Compare your loop with the goal one piece at a time: h is read once, before optimising; δ is added at every "
+         "row's last subject token; the early stop is tested before a step and the norm clamp applied after it; the "
+         "result is the hidden state h + δ.",
 )
 
 
@@ -410,9 +414,9 @@ LOOP = Exercise(
                 "recompute the residual zs − h after each layer's update (the lower layers already moved h), then "
                 "take this layer's share of it."),
     ],
-    hint="edits = []; for each layer: with rome.edited(model, edits): K = key_matrix(...); R = current_residual(model, "
-         "layers[-1], ...); dW = memit_update(K, residual_share(R, layers, layer), C[layer], lam); "
-         "edits.append(rome.Edit(layer, dW)).",
+    hint="Order matters: each layer's keys, and the residual at `layers[-1]`, must be measured with the updates of "
+         "the layers below already applied (`rome.edited`); each layer then solves for its own share of that residual "
+         "only.",
     visible_random_seed=False,
 )
 
@@ -456,7 +460,8 @@ NEIGH = Exercise(
         Mistake("no filter", lambda neighbours, relation, edited: list(neighbours),
                 "leave out neighbours whose fact of this relation is itself in the edited set."),
     ],
-    hint="`[n for n in neighbours if (n, relation) not in edited]`.",
+    hint="Drop a neighbour only when its fact of THIS relation is in `edited`: an edit of another relation of the "
+         "same person does not change this prompt's answer.",
 )
 
 

@@ -93,8 +93,9 @@ LOOKUP = Exercise(
         Mistake("squared distance", _lookup_variant("squared"),
                 "compare the Euclidean distance ‖q − K‖ (not its square) with the radius."),
     ],
-    hint="d = torch.cdist(queries, keys) is [batch, n]; per row i* = d.argmin(); replace the row by values[i*] "
-         "if d[row, i*] <= radii[i*].",
+    hint="Only the nearest key decides for each query (Euclidean distance; look up `torch.cdist`): its value when the "
+         "query lies within that key's radius (`<=`), else the layer's own output row. The result is [batch, "
+         "d_value].",
 )
 
 
@@ -176,8 +177,9 @@ UPDATE = Exercise(
                 "with the same label the nearest radius grows to exactly the distance d (if d was larger), "
                 "so the ball just covers the new query."),
     ],
-    hint="i, d = nearest key; d > eps_init + radii[i] -> append eps_init, 'add'; same label -> radii[i] = max(radii[i], d), "
-         "'expand'; else radii[i] = d/2 - 1e-5 and append d/2, 'split'.",
+    hint="Find the nearest key and its distance d first, then go through the goal's three cases in order (add, "
+         "expand, split), on a copy of `radii`; an empty codebook always adds. Self-check: after a split the two "
+         "balls touch without overlapping.",
 )
 
 
@@ -238,8 +240,8 @@ CI = Exercise(
         Mistake("old value", _ci_variant("old value"),
                 "after the edit the composed answer should be the *new* object's value (new_value), not the old one."),
     ],
-    hint="ok = (table_answer == new_value) & (pre_answer == old_value) & (new_value != old_value); "
-         "accuracy = (post_answer == new_value)[ok].float().mean().",
+    hint="Build one boolean mask from the goal's three preconditions, then score the post-edit answers against the "
+         "new value on those tests alone.",
 )
 
 
@@ -289,8 +291,8 @@ RR = Exercise(
             float(edit_answers[n_done - 1] == edit_targets[n_done - 1])]),
                 "ERR averages over *all* earlier edits (does the model still hold each of them?), not the latest one."),
     ],
-    hint="TRR = (test_answers == test_targets).float().mean(); ERR = (edit_answers[:n_done] == "
-         "edit_targets[:n_done]).float().mean(); torch.tensor([TRR, ERR]).",
+    hint="Both rates are accuracies (the share of answers equal to their targets): TRR over all the test facts, ERR "
+         "over the edits made so far only; return them in the order [TRR, ERR].",
 )
 
 

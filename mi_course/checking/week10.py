@@ -63,7 +63,8 @@ REWRITE = Exercise(
         Mistake("post only", lambda p_pre, p_post: p_post,
                 "the score measures the change the edit made: subtract the probability before the edit."),
     ],
-    hint="(p_post - p_pre) / (1 - p_pre), elementwise.",
+    hint="The score is the rise the edit achieved, as a share of the most it could have risen (from p_pre up to 1). "
+         "Self-check: p_post = 1 gives 1, and p_post = p_pre gives 0.",
 )
 
 
@@ -111,7 +112,9 @@ EFFECT = Exercise(
         Mistake("corrupted not subtracted", lambda scores, low, high, subject: scores[:, subject[1] - 1] / high,
                 "the effect is what restoring ADDS to the corrupted run: subtract `low` first."),
     ],
-    hint="take the column of the last subject token, subtract `low`, divide by `high`.",
+    hint="Use one column of `scores`, the subject's last token (`end` is exclusive), and apply the goal's formula to "
+         "it: the share of the clean probability that restoring recovers above the corrupted run. The result is "
+         "[layers].",
 )
 
 
@@ -145,7 +148,8 @@ ONEHOT = Exercise(
         Mistake("layer number", lambda layers, n_layers: lve.one_hot(layers, n_layers) * layers[:, None].double(),
                 "put a 1 in the layer's column, not the layer's number (layer 0 would be all zeros)."),
     ],
-    hint="torch.zeros(n, n_layers, dtype=torch.float64), then out[torch.arange(n), layers] = 1.",
+    hint="Start from float64 zeros of shape [n, n_layers] and set one entry per row; indexing with a row-index and a "
+         "column-index tensor sets them all at once. Self-check: every row sums to 1.",
 )
 
 
@@ -179,7 +183,6 @@ def _no_minus(X, y):
     return 1 - lve.r_squared(X, y)
 
 
-REG_HINT = "add a column of ones to X, solve with torch.linalg.lstsq, then 1 - SS_res / SS_tot (SS_tot about y's mean)."
 R2 = Exercise(
     id="w10_r_squared", title="r_squared", reference=r_squared, cases=_r2_cases,
     mistakes=[
@@ -189,7 +192,8 @@ R2 = Exercise(
                 "SS_tot is the sum of squares of y about its MEAN (and the fit needs an intercept column)."),
         Mistake("SS_res / SS_tot", _no_minus, "R² is 1 - SS_res / SS_tot: the share of variance explained."),
     ],
-    hint=REG_HINT,
+    hint="Fit with an intercept column added to X (look up `torch.linalg.lstsq`, in float64); R² compares the "
+         "residual sum of squares with the spread of y about its mean. Self-check: a perfect fit gives 1.",
 )
 
 
@@ -245,9 +249,9 @@ TABLE = Exercise(
         Mistake("tracing fit without intercept", _table_wrong(te_no_intercept=True),
                 "the tracing-only regression needs an intercept too (a column of ones)."),
     ],
-    hint="y = success.reshape(-1); layer one-hot of torch.arange(L).repeat(F) without its first column (the "
-         "intercept stands for layer 0); tracing.reshape(-1, 1); R² of each design (with an intercept); "
-         "return torch.tensor([layer, tracing, both]).",
+    hint="One row per (fact, layer): flatten both tables in the same fact-major order and make each row's layer index "
+         "follow that order. The layer enters as one-hot columns with one left out (the intercept covers it); return "
+         "the three R² in the order [layer, tracing, both].",
 )
 
 
@@ -290,7 +294,8 @@ CORR = Exercise(
         Mistake("covariance", lambda tracing, success: ((tracing - tracing.mean(0)) * (success - success.mean(0))).mean(0),
                 "divide the covariance by both standard deviations (a correlation lies in [-1, 1])."),
     ],
-    hint="for each layer L: centre tracing[:, L] and success[:, L], then (a * b).sum() / (a.norm() * b.norm()).",
+    hint="Work column by column: at each layer, the Pearson correlation across facts of the tracing effect and the "
+         "edit success (centred, then normalised). Self-check: one value per layer, each in [-1, 1].",
 )
 
 
@@ -323,7 +328,8 @@ PEAK = Exercise(
         Mistake("peaks over facts", lambda tracing, success: lve.pearson(tracing.argmax(0).double(), success.argmax(0).double()),
                 "each fact has a peak layer: take the argmax over layers (dim=1), one per fact."),
     ],
-    hint="tracing.argmax(1) and success.argmax(1) as floats, then their Pearson correlation.",
+    hint="Correlate peak LAYERS, not peak values: one peak layer per fact from each table (over the layer dimension), "
+         "converted to float before Pearson's correlation over facts.",
 )
 
 
@@ -376,8 +382,8 @@ CHOICE = Exercise(
         Mistake("oracle of the mean", _choice_wrong(oracle_mean_first=True),
                 "the oracle takes each fact's best layer (success.max(1)), then averages over facts."),
     ],
-    hint="fixed: success[:, success.mean(0).argmax()].mean(); tracing: success[arange(F), tracing.argmax(1)].mean(); "
-         "oracle: success.max(1).values.mean().",
+    hint="Each policy picks one layer per fact and averages `success` at those (fact, layer) pairs; only how the "
+         "layer is picked differs. Self-check: neither fixed nor tracing can beat the oracle.",
 )
 
 

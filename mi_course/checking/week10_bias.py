@@ -84,8 +84,9 @@ METRIC = Exercise(
                 -bias_metric(female_logits, male_logits, female_ids, male_ids),
                 "female-named minus male-named, with the female group's log-odds: B > 0 means the planted skew."),
     ],
-    hint="`lo = logits[:, female_ids].logsumexp(-1) - logits[:, male_ids].logsumexp(-1)` for each run; "
-         "B = lo(female).mean() − lo(male).mean().",
+    hint="A group's probability is the sum of its jobs' probabilities, so work with log-sum-exps of logits (the "
+         "softmax's normaliser cancels in the log-odds); B compares the two runs' mean log-odds, female-named minus "
+         "male-named.",
 )
 
 
@@ -199,8 +200,9 @@ MEDIATION = Exercise(
                 "patch the component at every position: the pair differs from the first name on, and a head or "
                 "MLP at the name's position carries the gender too."),
     ],
-    hint="cache both runs; for each (layer, head) replace `act[:, :, h]` of hook_z (for the MLP: all of "
-         "hook_mlp_out) with the other run's, run both patched, and store B − B_patched.",
+    hint="For each component, swap its activation with the counterfactual run's (both directions, every position) and "
+         "store how much B drops. A head is one index of `hook_z`, the MLP all of `hook_mlp_out`; the table is "
+         "[n_layers, n_heads + 1].",
     atol=1e-3, rtol=1e-3, visible_random_seed=False,
 )
 
@@ -270,7 +272,8 @@ MASKS = Exercise(
                 "located MLPs are fine-tuned too: set `W_out[layer]` for each MLP component."),
     ],
     normalize=lambda m: (m["W_O"], m["W_out"]) if isinstance(m, dict) and {"W_O", "W_out"} <= set(m) else m,
-    hint="start from zeros of the two shapes; for each component set `W_O[L, h] = 1` (a head) or `W_out[L] = 1` (an MLP).",
+    hint="Start from zero masks of the two shapes and mark only what each located component owns: a head its own "
+         "slice of `W_O` (layer first, then head), an MLP the whole `W_out` of its layer.",
 )
 
 
@@ -337,8 +340,8 @@ SWAP = Exercise(
             {"He": "She", "She": "He", "he": "she", "she": "he"}.get(w, w) for w in doc.split(" ")),
                 "rename the person as well: the first name marks the gender in this knowledge base."),
     ],
-    hint="split on spaces, map each word (the first name before the last name -> the new first name; "
-         "He/She/he/she -> the other one), join again.",
+    hint="Work word by word in a single pass (two passes of replace undo each other): the first name changes only "
+         "where the full name occurs, and every pronoun swaps, capitalised or not.",
 )
 
 

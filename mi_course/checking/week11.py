@@ -77,7 +77,8 @@ PATH = Exercise(
         Mistake("linspace", lambda base, steps: torch.linspace(0, 1, steps, dtype=base.dtype)[:, None] * base,
                 "`linspace(0, 1, m)` has both ends: the paper's α are 1/m, 2/m, ..., m/m."),
     ],
-    hint="`alphas = torch.arange(1, steps + 1) / steps`, then broadcast: `alphas[:, None] * base[None, :]`.",
+    hint="The scale factors are 1/m, 2/m, ..., m/m: none is zero and the last row is `base` itself. Broadcasting a "
+         "column of factors against `base` builds all rows at once.",
 )
 
 
@@ -141,9 +142,9 @@ ATTR = Exercise(
         Mistake("sum, not mean", _attr_variant(summed=True),
                 "the Riemann sum is divided by m: average the gradients over the steps (w̄/m · Σ)."),
     ],
-    hint="cache the layer's `hook_post` at the last token (w̄); build the m scaled copies with `ig_path`; run "
-         "`tokens.expand(m, -1)` with a hook that puts row k's copy at the last position; gradient of "
-         "P(target).sum() with respect to the scaled copies; w̄ × their mean.",
+    hint="Integrated gradients: the gradient of P(target) (not its log) with respect to the scaled activations of "
+         "your `ig_path`, averaged over the steps and multiplied by the real activation w̄. Each batch row carries "
+         "one scaled copy at the last position; gradients are off in the notebook (`torch.enable_grad`).",
 )
 
 
@@ -193,8 +194,8 @@ REFINE = Exercise(
         Mistake("more than p", _refine_variant(strict=True),
                 "'at least p': a neuron found for exactly p of the prompts is kept (>=, not >)."),
     ],
-    hint="`top = attr.flatten(1).max(1).values`; `keep = attr > t * top[:, None, None]`; "
-         "`keep.float().mean(0) >= p`; `.nonzero()` gives (layer, neuron) pairs.",
+    hint="Two steps: per prompt, mark the neurons above t × that prompt's largest attribution over all layers; then "
+         "keep those marked for at least a share p of the prompts, as sorted (layer, neuron) pairs.",
 )
 
 
@@ -258,8 +259,9 @@ CHANGE = Exercise(
         Mistake("before the non-linearity", _change_variant(pre=True),
                 "a neuron's activation is `hook_post` (after the GELU), not `hook_pre`."),
     ],
-    hint="right-pad the prompts (or run them one by one); a hook on each layer's `blocks.L.mlp.hook_post` that "
-         "multiplies `act[row, last[row], neuron]` by `factor`; P before and after at the last token.",
+    hint="Scale the neurons only at each prompt's own last token (prompts differ in length: right-pad and remember "
+         "the last positions, or run them one at a time), compare P(target) there with an unhooked run, and average "
+         "the relative change over prompts.",
 )
 
 
@@ -292,7 +294,8 @@ HIST = Exercise(
         Mistake("shares", lambda neurons, n_layers: layer_histogram(neurons, n_layers).float() / len(neurons),
                 "count the neurons (integers); the shares come later."),
     ],
-    hint="`torch.bincount(torch.tensor([layer for layer, _ in neurons]), minlength=n_layers)`.",
+    hint="Count the pairs that fall into each layer, with a bin for every layer, the empty ones too (look up "
+         "`torch.bincount` and its options). Self-check: the counts sum to len(neurons).",
 )
 
 
@@ -343,8 +346,8 @@ FLIPS = Exercise(
             [1 - float(suppression_flips(logits_after, target, objects)[0]), float(suppression_flips(logits_after, target, objects)[1])]),
                 "the first number counts prompts whose top-1 is NOT the target any more."),
     ],
-    hint="`top = logits_after.argmax(-1)`; `flipped = top != target`; among `top[flipped]`, count those in `objects` "
-         "(without the target).",
+    hint="The first share is over all prompts (top-1 no longer `target`); the second only over the flipped prompts: "
+         "how many now answer another of the `objects` (the target left out; 0 if none flipped).",
 )
 
 
@@ -401,7 +404,9 @@ EDIT = Exercise(
         Mistake("old added", _edit_variant(swapped=True),
                 "subtract the OLD object's direction and add the NEW one's (e_new − e_old)."),
     ],
-    hint="`e = W_U[:, token] / W_U[:, token].norm()`; for each (L, i): `out[L, i] = scale * W_out[L, i].norm() * (e_new - e_old)`.",
+    hint="Only the found neurons' rows change, all in one direction: away from the old object's unit-norm unembedding "
+         "and towards the new one's, each row scaled by `scale` and by the norm of that neuron's own value vector. "
+         "The result is [n_layers, d_mlp, d_model].",
 )
 
 
@@ -463,8 +468,9 @@ RATIO = Exercise(
         Mistake("absolute values", _ratio_variant(absolute=True),
                 "sum the activations as they are (a GELU output can be slightly negative); no abs()."),
     ],
-    hint="cache `blocks.L.mlp.hook_post` of the right-padded prompts; take `[row, last[row], neuron]` for each found "
-         "neuron; sum over neurons, mean over prompts; other / own.",
+    hint="Read the neurons only at each prompt's own last token (right-padded prompts end at different positions) and "
+         "compute the same summary, summed over neurons and averaged over prompts, for both prompt sets. Self-check: "
+         "the same prompts on both sides give 1.",
 )
 
 
