@@ -267,7 +267,9 @@ K_COMPOSITION = Exercise(
         Mistake("not normalised", _unnormalised,
                 "divide by the Frobenius norms of both matrices, so the score lies between 0 and 1."),
     ],
-    hint="score = ||A @ B||_F / (||A||_F * ||B||_F) with A = W_OV_early and B the later head's key-side map.",
+    hint="the section's composition score: the Frobenius norm of the composed map, relative to the product of the two "
+         "maps' Frobenius norms. The early head's OV output is what the later head's keys read: check the order in which "
+         "the two matrices compose, and their shapes.",
     atol=1e-4,
 )
 
